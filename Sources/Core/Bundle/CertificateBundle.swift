@@ -1,0 +1,174 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+import _CryptoExtras
+
+/// A leaf certificate, the chain that leads to its issuer, and the private key, checked to belong
+/// together. Building one is the preflight every deploy starts with.
+///
+/// The key is held only in memory; `description` never shows it.
+public struct CertificateBundle: Sendable, CustomStringConvertible {
+    /// What the leaf is, for records and messages.
+    public let info: CertificateInfo
+    /// The leaf, PEM.
+    public let leafPEM: String
+    /// Intermediates in order (leaf's issuer first), PEM; a self-signed root is never included.
+    public let chainPEM: String
+    /// Leaf followed by the chain: what a server sends in its Certificate message.
+    public var fullChainPEM: String { leafPEM + chainPEM }
+    /// The private key as given (PKCS#8 or traditional form), PEM. A secret.
+    public let privateKeyPEM: String
+    /// The issuer certificate of the leaf, when the chain holds it (needed for OCSP).
+    public let issuerPEM: String?
+    /// Things an operator should know that did not stop the deploy (reordered chain, dropped root, near expiry).
+    public let notes: [String]
+
+    let leaf: Certificate
+    let chain: [Certificate]
+
+    public var description: String { "CertificateBundle(\(info.shortDescription), chain: \(chain.count), key: <redacted>)" }
+
+    /// Leaves expiring sooner than this get a warning note.
+    public static let expiryWarningWindow: TimeInterval = 7 * 86400
+
+    /// Parses and checks a bundle.
+    ///
+    /// - Parameters:
+    ///   - certificatePEM: the leaf, optionally followed by its chain (a `fullchain.pem`).
+    ///   - chainPEM: more chain certificates, in any order.
+    ///   - privateKeyPEM: the leaf's key: PKCS#8 `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`.
+    ///   - now: the time validity is checked against.
+    /// - Throws: ``BundleError`` naming the certificate or key that is wrong.
+    public static func parse(
+        certificatePEM: String,
+        chainPEM: String? = nil,
+        privateKeyPEM: String,
+        now: Date = Date()
+    ) throws(BundleError) -> CertificateBundle {
+        let certificateBlocks = try PEMScanner.blocks(in: certificatePEM, source: "certificate")
+            .filter { $0.label == "CERTIFICATE" || $0.label == "TRUSTED CERTIFICATE" }
+        guard !certificateBlocks.isEmpty else {
+            throw BundleError(.noCertificate, "certificate: no \"BEGIN CERTIFICATE\" block found")
+        }
+        let chainBlocks = try chainPEM.map { chainText throws(BundleError) in
+            try PEMScanner.blocks(in: chainText, source: "chain").filter { $0.label == "CERTIFICATE" }
+        } ?? []
+
+        var certificates: [Certificate] = []
+        for (index, block) in (certificateBlocks + chainBlocks).enumerated() {
+            let source = index < certificateBlocks.count ? "certificate #\(index + 1)" : "chain certificate #\(index - certificateBlocks.count + 1)"
+            guard let der = block.der else {
+                throw BundleError(.malformedPEM, "\(source): the base64 body does not decode")
+            }
+            do {
+                certificates.append(try Certificate(derEncoded: der))
+            } catch {
+                throw BundleError(.malformedPEM, "\(source) is not a valid X.509 certificate: \(error)")
+            }
+        }
+
+        let key = try parsePrivateKey(privateKeyPEM)
+        let keyPublic = key.key.publicKey
+
+        guard let leafIndex = certificates.firstIndex(where: { $0.publicKey == keyPublic }) else {
+            throw BundleError(.keyMismatch, "private key does not match certificate \(certificates[0].shortDescription)")
+        }
+        var notes: [String] = []
+        let leaf = certificates[leafIndex]
+        if leafIndex != 0 {
+            notes.append("the certificate matching the key was #\(leafIndex + 1) in the input; it is used as the leaf")
+        }
+        try checkKeyStrength(leaf)
+
+        // Build the path leaf → issuer → … by name and signature, whatever order the input had.
+        var remaining = certificates
+        remaining.remove(at: leafIndex)
+        let inputOrder = remaining
+        var ordered: [Certificate] = []
+        var current = leaf
+        while !current.isSelfIssued, let nextIndex = remaining.firstIndex(where: { $0.subject == current.issuer }) {
+            let next = remaining[nextIndex]
+            guard next.publicKey.isValidSignature(current.signature, for: current) else {
+                throw BundleError(.brokenChain, "certificate \(current.shortDescription) is not signed by \(next.shortDescription), although it names it as issuer")
+            }
+            ordered.append(next)
+            remaining.remove(at: nextIndex)
+            current = next
+        }
+        if let stray = remaining.first {
+            throw BundleError(.brokenChain, "chain certificate \(stray.shortDescription) is not on the path from the leaf to its root (leaf issuer: \(leaf.issuer))")
+        }
+        if ordered != inputOrder {
+            notes.append("chain was reordered to leaf → issuer order: " + ordered.map { $0.subject.description }.joined(separator: " → "))
+        }
+        if let last = ordered.last, last.isSelfIssued {
+            ordered.removeLast()
+            notes.append("root certificate \(last.subject) is not sent to clients (clients already trust their roots)")
+        }
+
+        for certificate in [leaf] + ordered {
+            let role = certificate == leaf ? "certificate" : "chain certificate"
+            if certificate.notValidBefore > now {
+                throw BundleError(.notYetValid, "\(role) \(certificate.shortDescription) is not valid until \(isoFormat(certificate.notValidBefore))")
+            }
+            if certificate.notValidAfter < now {
+                throw BundleError(.expired, "\(role) \(certificate.shortDescription) expired on \(isoFormat(certificate.notValidAfter))")
+            }
+        }
+        if leaf.notValidAfter.timeIntervalSince(now) < expiryWarningWindow {
+            notes.append("certificate expires soon: \(isoFormat(leaf.notValidAfter))")
+        }
+
+        let issuer = ordered.first ?? certificates.first(where: { $0.subject == leaf.issuer && $0 != leaf })
+        return CertificateBundle(
+            info: leaf.info,
+            leafPEM: pem(leaf),
+            chainPEM: ordered.map(pem).joined(),
+            privateKeyPEM: key.pem,
+            issuerPEM: issuer.map(pem),
+            notes: notes,
+            leaf: leaf,
+            chain: ordered
+        )
+    }
+
+    private static func pem(_ certificate: Certificate) -> String {
+        PEMBlock(label: "CERTIFICATE", headers: [], base64: Data(certificate.derBytes).base64EncodedString()).canonicalText
+    }
+
+    private static func isoFormat(_ date: Date) -> String {
+        ISO8601DateFormatter().string(from: date)
+    }
+
+    private static let keyLabels: Set<String> = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"]
+
+    private static func parsePrivateKey(_ text: String) throws(BundleError) -> (key: Certificate.PrivateKey, pem: String) {
+        let blocks = try PEMScanner.blocks(in: text, source: "private key")
+        if blocks.contains(where: { $0.label == "ENCRYPTED PRIVATE KEY" || $0.headers.contains { $0.contains("ENCRYPTED") } }) {
+            throw BundleError(.encryptedKey, "private key is encrypted; give certdeploy the unencrypted key (it is stored encrypted at rest)")
+        }
+        guard let block = blocks.first(where: { keyLabels.contains($0.label) }) else {
+            let found = blocks.map(\.label)
+            throw BundleError(.noPrivateKey, found.isEmpty
+                ? "private key: no PEM block found"
+                : "private key: expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, found \(found.joined(separator: ", "))")
+        }
+        do {
+            return (try Certificate.PrivateKey(pemEncoded: block.canonicalText), block.canonicalText)
+        } catch {
+            throw BundleError(.unsupportedKey, "private key (\(block.label)) could not be read: \(error); supported: RSA 2048–4096, ECDSA P-256/P-384, Ed25519")
+        }
+    }
+
+    private static func checkKeyStrength(_ leaf: Certificate) throws(BundleError) {
+        if let rsa = _RSA.Signing.PublicKey(leaf.publicKey) {
+            guard (2048...4096).contains(rsa.keySizeInBits) else {
+                throw BundleError(.unsupportedKey, "certificate \(leaf.shortDescription) has an RSA \(rsa.keySizeInBits)-bit key; supported sizes are 2048 to 4096 bits")
+            }
+        }
+    }
+
+    /// Lowercase hex SHA-256 of the leaf's DER: what verify compares with the served certificate.
+    public var leafSHA256: String { info.sha256 }
+}

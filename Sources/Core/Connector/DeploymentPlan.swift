@@ -1,0 +1,164 @@
+import Foundation
+
+/// What a connector wants on a target, with no I/O done yet: the engine carries it out.
+public struct DeploymentPlan: Sendable {
+    public var files: [PlannedFile]
+    /// The vendor's own config check, run after the files are in place; failure rolls back.
+    public var validateCommand: RemoteCommand?
+    /// Makes the vendor pick up the files; failure rolls back and reloads again.
+    public var reloadCommand: RemoteCommand?
+    /// Config the connector emits for the operator (include snippets, stapling config).
+    public var snippets: [EmittedSnippet]
+    public var verify: VerifyEndpoint?
+    public var stapling: StaplingDecision
+    /// Plan-time remarks for the step record (why stapling is off, which defaults applied).
+    public var notes: [String]
+
+    public init(
+        files: [PlannedFile],
+        validateCommand: RemoteCommand? = nil,
+        reloadCommand: RemoteCommand? = nil,
+        snippets: [EmittedSnippet] = [],
+        verify: VerifyEndpoint? = nil,
+        stapling: StaplingDecision,
+        notes: [String] = []
+    ) {
+        self.files = files
+        self.validateCommand = validateCommand
+        self.reloadCommand = reloadCommand
+        self.snippets = snippets
+        self.verify = verify
+        self.stapling = stapling
+        self.notes = notes
+    }
+}
+
+/// One file the plan puts on the target.
+public struct PlannedFile: Sendable, Equatable {
+    public enum Role: String, Sendable, Codable {
+        case certificate, fullChain = "full_chain", chain, privateKey = "private_key", combined, snippet, staple, other
+    }
+
+    public var path: String
+    public var contents: [UInt8]
+    public var mode: FileMode
+    public var owner: String?
+    public var group: String?
+    public var role: Role
+
+    public init(path: String, contents: [UInt8], mode: FileMode, owner: String? = nil, group: String? = nil, role: Role) {
+        self.path = path
+        self.contents = contents
+        self.mode = mode
+        self.owner = owner
+        self.group = group
+        self.role = role
+    }
+
+    public init(path: String, text: String, mode: FileMode, owner: String? = nil, group: String? = nil, role: Role) {
+        self.init(path: path, contents: Array(text.utf8), mode: mode, owner: owner, group: group, role: role)
+    }
+
+    /// Key material never appears in records or diffs.
+    public var isSecret: Bool { role == .privateKey || role == .combined }
+}
+
+/// A command as argv. Shown to people in shell syntax, sent to the target quoted.
+public struct RemoteCommand: Sendable, Codable, Equatable, CustomStringConvertible {
+    public var argv: [String]
+    public var timeout: Duration
+
+    public init(_ argv: [String], timeout: Duration = .seconds(60)) {
+        self.argv = argv
+        self.timeout = timeout
+    }
+
+    public var description: String { ShellQuoting.commandLine(argv) }
+
+    enum CodingKeys: String, CodingKey { case argv }
+    public init(from decoder: any Decoder) throws {
+        argv = try decoder.container(keyedBy: CodingKeys.self).decode([String].self, forKey: .argv)
+        timeout = .seconds(60)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(argv, forKey: .argv)
+    }
+}
+
+/// Config text the connector emits: written to `path` when set (then it is also a planned file),
+/// and always shown to the operator with where it belongs.
+public struct EmittedSnippet: Sendable, Codable, Equatable {
+    public var name: String
+    public var path: String?
+    public var placement: String
+    public var contents: String
+
+    public init(name: String, path: String?, placement: String, contents: String) {
+        self.name = name
+        self.path = path
+        self.placement = placement
+        self.contents = contents
+    }
+}
+
+/// Where to prove, by TLS handshake, that the new leaf is served.
+public struct VerifyEndpoint: Sendable, Codable, Equatable {
+    public var host: String
+    public var port: Int
+    /// SNI sent in the ClientHello.
+    public var serverName: String?
+    /// How long to keep trying before calling it a mismatch (load balancers and graceful reloads take time).
+    public var deadline: Duration
+    /// Consecutive handshakes that must serve the new leaf: after a reload old workers may still answer for a moment.
+    public var consecutiveMatches: Int
+
+    public init(host: String, port: Int, serverName: String?, deadline: Duration = .seconds(20), consecutiveMatches: Int = 3) {
+        self.host = host
+        self.port = port
+        self.serverName = serverName
+        self.deadline = deadline
+        self.consecutiveMatches = consecutiveMatches
+    }
+
+    enum CodingKeys: String, CodingKey { case host, port, serverName, consecutiveMatches }
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        host = try container.decode(String.self, forKey: .host)
+        port = try container.decode(Int.self, forKey: .port)
+        serverName = try container.decodeIfPresent(String.self, forKey: .serverName)
+        consecutiveMatches = try container.decodeIfPresent(Int.self, forKey: .consecutiveMatches) ?? 3
+        deadline = .seconds(20)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(host, forKey: .host)
+        try container.encode(port, forKey: .port)
+        try container.encodeIfPresent(serverName, forKey: .serverName)
+        try container.encode(consecutiveMatches, forKey: .consecutiveMatches)
+    }
+
+    public var description: String { "\(host):\(port)" + (serverName.map { " (SNI \($0))" } ?? "") }
+}
+
+/// How a target will serve OCSP staples for this certificate, and why.
+public struct StaplingDecision: Sendable, Codable, Equatable {
+    public enum Mode: String, Sendable, Codable, CaseIterable {
+        /// The vendor fetches staples itself (nginx `ssl_stapling`, Apache `SSLUseStapling`).
+        case vendorFetched = "vendor_fetched"
+        /// certdeploy fetches the staple and writes it beside the certificate (HAProxy, Envoy).
+        case stapleFile = "staple_file"
+        /// No staple will be served.
+        case none
+    }
+
+    public var mode: Mode
+    public var reason: String
+
+    public init(mode: Mode, reason: String) {
+        self.mode = mode
+        self.reason = reason
+    }
+
+    public var willStaple: Bool { mode != .none }
+}

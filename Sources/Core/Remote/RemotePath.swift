@@ -1,0 +1,79 @@
+/// The rules every path certdeploy writes on a target must follow: absolute, normalised, and free of
+/// characters that could split a command line or a config file.
+public enum RemotePath {
+    /// Why `path` is unsafe, or nil when it is fine.
+    public static func problem(with path: String) -> String? {
+        if path.isEmpty { return "must not be empty" }
+        if path.contains("\0") { return "must not contain a NUL character" }
+        if path.contains("\n") || path.contains("\r") { return "must not contain a newline" }
+        guard path.hasPrefix("/") else { return "must be an absolute path (start with /)" }
+        if path == "/" { return "must name a file, not /" }
+        if path.hasSuffix("/") { return "must name a file, not a directory (trailing /)" }
+        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if components.contains("") { return "must be normalised (no empty // component)" }
+        if components.contains("..") { return "must not contain .. components" }
+        if components.contains(".") { return "must be normalised (no . components)" }
+        return nil
+    }
+
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let directory = String(path[..<slash])
+        return directory.isEmpty ? "/" : directory
+    }
+
+    public static func basename(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}
+
+/// POSIX permission bits.
+public struct FileMode: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var rawValue: UInt32
+
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue & 0o7777 }
+
+    /// "0600" or "600".
+    public init?(octal: String) {
+        guard (3...4).contains(octal.count), let value = UInt32(octal, radix: 8), value <= 0o7777 else { return nil }
+        self.rawValue = value
+    }
+
+    public var description: String {
+        let text = String(rawValue, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - text.count)) + text
+    }
+
+    public static let privateKey = FileMode(0o600)
+    public static let groupReadableKey = FileMode(0o640)
+    public static let publicFile = FileMode(0o644)
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let mode = FileMode(octal: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an octal mode: \(text)"))
+        }
+        self = mode
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// Quoting for the remote POSIX shell: commands are argv arrays, never shell strings, so every
+/// argument is single-quoted and nothing the operator wrote is interpreted by the shell.
+public enum ShellQuoting {
+    private static let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@%+,")
+
+    public static func quote(_ argument: String) -> String {
+        if !argument.isEmpty, argument.allSatisfy({ safe.contains($0) }) { return argument }
+        return "'" + argument.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    public static func commandLine(_ argv: [String]) -> String {
+        argv.map(quote).joined(separator: " ")
+    }
+}

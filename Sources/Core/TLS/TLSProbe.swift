@@ -1,0 +1,48 @@
+import COpenSSLSupport
+import Crypto
+import Foundation
+
+/// What one handshake saw.
+public struct TLSProbeResult: Sendable {
+    public var leafDER: [UInt8]
+    public var leafSHA256: String
+    /// The stapled OCSP response (DER), when the server sent one.
+    public var stapleDER: [UInt8]?
+    public var protocolVersion: String
+}
+
+/// Why a handshake did not complete.
+public struct TLSProbeError: Error, Sendable, CustomStringConvertible {
+    public var endpoint: String
+    public var message: String
+    public var description: String { "\(endpoint): \(message)" }
+}
+
+/// Handshakes with a server to see which leaf (and staple) it serves.
+public protocol TLSProber: Sendable {
+    func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration) async throws -> TLSProbeResult
+}
+
+/// ``TLSProber`` over the system OpenSSL, run on the ``BlockingPool``.
+public struct OpenSSLTLSProber: TLSProber {
+    private let pool: BlockingPool
+
+    public init(pool: BlockingPool = .shared) { self.pool = pool }
+
+    public func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration) async throws -> TLSProbeResult {
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return try await pool.run {
+            var raw = cd_tls_probe_result()
+            cd_tls_probe(host, Int32(port), serverName, requestStaple ? 1 : 0, milliseconds, &raw)
+            defer { cd_tls_probe_result_free(&raw) }
+            guard raw.status == 0, let leafPointer = raw.leaf_der else {
+                let message = withUnsafeBytes(of: raw.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                throw TLSProbeError(endpoint: "\(host):\(port)", message: message)
+            }
+            let leaf = Array(UnsafeBufferPointer(start: leafPointer, count: raw.leaf_der_len))
+            let staple = raw.ocsp_der.map { Array(UnsafeBufferPointer(start: $0, count: raw.ocsp_der_len)) }
+            let version = withUnsafeBytes(of: raw.protocol) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return TLSProbeResult(leafDER: leaf, leafSHA256: SHA256.hash(data: leaf).hexString, stapleDER: staple, protocolVersion: version)
+        }
+    }
+}

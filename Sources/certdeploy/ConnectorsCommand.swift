@@ -1,0 +1,50 @@
+import ArgumentParser
+import Core
+import Foundation
+
+/// `certdeploy connectors [list|show <id>]`: what the registry holds.
+struct ConnectorsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "connectors",
+        abstract: "List the built-in connectors, or show one's config schema.",
+        subcommands: [List.self, Show.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List connectors.")
+        @Option(help: "text or json") var output: String = "text"
+
+        func run() async throws {
+            let registry = try BuiltinConnectors.registry()
+            if output == "json" {
+                print(JSONValue.array(registry.connectors.map { .string($0.descriptor.id) }).jsonText())
+                return
+            }
+            for connector in registry.connectors {
+                let descriptor = connector.descriptor
+                let versions = descriptor.vendorVersions.map { "\($0.vendor) \($0.versionRange) (\($0.status.rawValue)\($0.testedVersion.map { " on \($0)" } ?? ""))" }
+                print("\(descriptor.id.padding(toLength: 10, withPad: " ", startingAt: 0)) \(descriptor.displayName) — \(versions.joined(separator: "; "))")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a connector's descriptor and config schema as JSON.")
+        @Argument(help: "Connector id.") var id: String
+
+        func run() async throws {
+            let registry = try BuiltinConnectors.registry()
+            guard let connector = registry.connector(id: id) else {
+                FileHandle.standardError.write(Data("error: unknown connector \"\(id)\"; known: \(registry.ids.joined(separator: ", "))\n".utf8))
+                throw ExitCode(2)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            var object: [String: JSONValue] = [:]
+            if case .object(let descriptor) = try JSONValue.parse(encoder.encode(connector.descriptor)) { object = descriptor }
+            object["configSchema"] = connector.descriptor.configSchema
+            print(JSONValue.object(object).jsonText())
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Core
+import Foundation
+import SSHTransport
+
+/// `certdeploy deploy`: one deploy, straight from this machine to one target (no server).
+struct DeployCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deploy",
+        abstract: "Deploy a certificate to one target described in a JSON file, printing each step.",
+        discussion: """
+        Exit status: 0 succeeded or unchanged, 1 failed (nothing changed), 2 bad input, \
+        3 rolled back, 4 rollback failed (operator action needed).
+        """
+    )
+
+    @Option(help: "Connector id (see `certdeploy connectors`). Default: the target file's `connector`.")
+    var connector: String?
+
+    @Option(name: .customLong("config"), help: "Target file: {\"name\", \"connector\", \"ssh\": {…}, \"config\": {…}}.")
+    var targetFile: String
+
+    @Option(help: "Certificate PEM: the leaf, optionally followed by its chain (fullchain.pem).")
+    var cert: String
+
+    @Option(help: "Private key PEM.")
+    var key: String
+
+    @Option(help: "Extra chain PEM (intermediates), in any order.")
+    var chain: String?
+
+    @Flag(help: "Write and reload even when the target already has these files.")
+    var force = false
+
+    @Flag(help: "Check, plan and compare only; write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Deploy a Must-Staple certificate to a target that will not staple it.")
+    var allowMustStapleWithoutStapling = false
+
+    @Option(help: "Backups to keep per file.")
+    var backups = 3
+
+    @Option(help: "Output: text (steps as they happen) or json (the result at the end).")
+    var output: OutputFormat = .text
+
+    enum OutputFormat: String, ExpressibleByArgument { case text, json }
+
+    func run() async throws {
+        do {
+            let result = try await deploy()
+            if output == .json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                StepPrinter.summary(result)
+            }
+            throw ExitCode(Self.exitStatus(result.outcome))
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    static func exitStatus(_ outcome: DeploymentOutcome) -> Int32 {
+        switch outcome {
+        case .succeeded, .unchanged: 0
+        case .failed: 1
+        case .rolledBack: 3
+        case .rollbackFailed: 4
+        }
+    }
+
+    private func deploy() async throws -> DeploymentResult {
+        let registry: ConnectorRegistry
+        do { registry = try BuiltinConnectors.registry() } catch { throw ValidationError("\(error)") }
+        let target = try TargetFile.load(path: targetFile)
+        if let connector, let named = target.connectorID, connector != named {
+            throw ValidationError("--connector \(connector) differs from the target file's connector \"\(named)\"")
+        }
+        guard let connectorID = connector ?? target.connectorID else {
+            throw ValidationError("name the connector with --connector or \"connector\" in the target file (one of: \(registry.ids.joined(separator: ", ")))")
+        }
+        guard let registered = registry.connector(id: connectorID) else {
+            throw ValidationError("unknown connector \"\(connectorID)\"; known: \(registry.ids.joined(separator: ", "))")
+        }
+        let configured: ConfiguredConnector
+        do {
+            configured = try registered.configure(target.config)
+        } catch let error as ConfigError {
+            throw ValidationError("\(targetFile): " + error.issues.map { "/config\($0.pointer): \($0.message)" }.joined(separator: "; "))
+        }
+        let bundle: CertificateBundle
+        do {
+            bundle = try CertificateBundle.parse(
+                certificatePEM: try readText(cert, what: "--cert"),
+                chainPEM: try chain.map { try readText($0, what: "--chain") },
+                privateKeyPEM: try readText(key, what: "--key"))
+        } catch let error as BundleError {
+            throw ValidationError(error.message)
+        }
+        let plan: DeploymentPlan
+        do {
+            plan = try configured.plan(for: bundle, context: PlanContext(targetID: target.name, transportHost: target.ssh.host))
+        } catch {
+            throw ValidationError("target \(target.name): plan: \(error)")
+        }
+        let request = DeployRequest(
+            targetID: target.name, bundle: bundle, plan: plan,
+            options: DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups),
+            secrets: target.ssh.secrets)
+        if output == .text {
+            print("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(target.ssh.user)@\(target.ssh.host):\(target.ssh.port))")
+        }
+        let printer: (@Sendable (StepRecord) -> Void)? = output == .text ? StepPrinter.print : nil
+        let ssh = target.ssh
+        return await DeployEngine().deploy(request, connect: { try await SSHConnector().connect(ssh) }, observe: printer)
+    }
+
+    private func readText(_ path: String, what: String) throws -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ValidationError("\(what) \(path): cannot read: \(error.localizedDescription)")
+        }
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private nginx (the Debian package's binary) serving TLS on 127.0.0.1 and a free port,
+/// with its config, pid file, logs and temp paths in its own temporary directory.
+public final class NginxServer: Sendable {
+    public static let nginxPath = "/usr/sbin/nginx"
+
+    public let host = "127.0.0.1"
+    public let port: UInt16
+    public let serverName: String
+    public let directory: TemporaryDirectory
+    /// The temp directory everything lives in (also what a connector would treat as nginx's prefix).
+    public let prefixDir: String
+    public let confPath: String
+    public let errorLogPath: String
+    public let pidPath: String
+    /// The snippet the server block includes (nil when the cert/key are set in nginx.conf directly).
+    public let includeSnippetPath: String?
+    /// The master's PID (unchanged across `nginx -s reload`).
+    public let masterPID: pid_t
+    /// ["/usr/sbin/nginx", "-t", "-c", conf, "-e", errlog]
+    public let validateCommand: [String]
+    /// ["/usr/sbin/nginx", "-s", "reload", "-c", conf, "-e", errlog]
+    public let reloadCommand: [String]
+
+    private let stopped = Locked(false)
+
+    private init(
+        port: UInt16, serverName: String, directory: TemporaryDirectory, confPath: String,
+        errorLogPath: String, pidPath: String, includeSnippetPath: String?, masterPID: pid_t
+    ) {
+        self.port = port
+        self.serverName = serverName
+        self.directory = directory
+        self.prefixDir = directory.path
+        self.confPath = confPath
+        self.errorLogPath = errorLogPath
+        self.pidPath = pidPath
+        self.includeSnippetPath = includeSnippetPath
+        self.masterPID = masterPID
+        self.validateCommand = [Self.nginxPath, "-t", "-c", confPath, "-e", errorLogPath]
+        self.reloadCommand = [Self.nginxPath, "-s", "reload", "-c", confPath, "-e", errorLogPath]
+    }
+
+    deinit { stop() }
+
+    /// Starts nginx and returns once it accepts TCP connections.
+    ///
+    /// - Parameters:
+    ///   - certificatePath, keyPath: the PEM chain and key to serve.
+    ///   - includeSnippetPath: when given, the server block has `include <snippet>;` instead of the
+    ///     `ssl_certificate*` directives (the code under test writes that snippet). If the snippet
+    ///     does not exist yet, it is created with `ssl_certificate <cert>; ssl_certificate_key <key>;`.
+    ///   - dir: where to put everything (default: a new temporary directory).
+    public static func start(
+        certificatePath: String,
+        keyPath: String,
+        includeSnippetPath: String?,
+        serverName: String = "example.test",
+        in dir: TemporaryDirectory? = nil
+    ) throws -> NginxServer {
+        try Services.require([nginxPath])
+        let dir = try dir ?? TemporaryDirectory(prefix: "certdeploy-nginx")
+        let errorLog = dir.file("error.log")
+        let pidFile = dir.file("nginx.pid")
+        let temp = try dir.makeDirectory("nginx-temp")
+
+        let tlsLines: String
+        if let snippet = includeSnippetPath {
+            if access(snippet, F_OK) != 0 {
+                let text = "ssl_certificate \(certificatePath);\nssl_certificate_key \(keyPath);\n"
+                do {
+                    try Data(text.utf8).write(to: URL(fileURLWithPath: snippet))
+                } catch {
+                    throw HarnessError("cannot write the nginx snippet \(snippet): \(error)")
+                }
+            }
+            tlsLines = "        include \(snippet);"
+        } else {
+            tlsLines = "        ssl_certificate \(certificatePath);\n        ssl_certificate_key \(keyPath);"
+        }
+
+        var lastError = ""
+        for _ in 0..<5 {  // retry on a port lost to a race
+            let port = try FreePort.allocate()
+            let conf = """
+                worker_processes 1;
+                pid \(pidFile);
+                error_log \(errorLog) info;
+
+                events {
+                    worker_connections 256;
+                }
+
+                http {
+                    access_log off;
+                    default_type text/plain;
+                    client_body_temp_path \(temp)/client_body;
+                    proxy_temp_path \(temp)/proxy;
+                    fastcgi_temp_path \(temp)/fastcgi;
+                    uwsgi_temp_path \(temp)/uwsgi;
+                    scgi_temp_path \(temp)/scgi;
+
+                    server {
+                        listen 127.0.0.1:\(port) ssl;
+                        server_name \(serverName);
+                \(tlsLines)
+                        location / {
+                            return 200 "ok\\n";
+                        }
+                    }
+                }
+
+                """
+            let confPath = try dir.write("nginx.conf", conf, mode: 0o644)
+            unlink(pidFile)
+
+            let started = try ProcessRunner.run(nginxPath, ["-c", confPath, "-e", errorLog], timeout: 30)
+            if started.status != 0 {
+                let logText = (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? ""
+                lastError = "nginx exited \(started.status): \(started.stderr)\nerror log:\n\(logText)"
+                if started.stderr.contains("Address already in use") { continue }
+                throw HarnessError(lastError)
+            }
+            // nginx binds before it daemonizes and writes the pid file once the master runs.
+            let pid = try waitForPIDFile(pidFile, timeout: 10, log: errorLog)
+            do {
+                try FreePort.waitUntilListening(port: port, timeout: 10)
+            } catch {
+                ProcessRunner.terminate(pid: pid)
+                throw HarnessError("nginx (pid \(pid)) did not listen on \(port): \(error)")
+            }
+            return NginxServer(
+                port: port, serverName: serverName, directory: dir, confPath: confPath,
+                errorLogPath: errorLog, pidPath: pidFile, includeSnippetPath: includeSnippetPath,
+                masterPID: pid)
+        }
+        throw HarnessError("nginx did not start after 5 tries: \(lastError)")
+    }
+
+    /// The error log so far.
+    public func errorLog() -> String {
+        (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? ""
+    }
+
+    /// True while the master process runs.
+    public func isAlive() -> Bool { ProcessRunner.isAlive(pid: masterPID) }
+
+    /// The current worker PIDs (children of the master).
+    public func workerPIDs() -> [pid_t] { ProcessRunner.children(of: masterPID) }
+
+    /// Runs `validateCommand` (`nginx -t`).
+    @discardableResult
+    public func validate() throws -> ProcessResult {
+        try ProcessRunner.run(validateCommand[0], Array(validateCommand.dropFirst()))
+    }
+
+    /// Runs `reloadCommand` (`nginx -s reload`). The command returns before new workers serve.
+    @discardableResult
+    public func reload() throws -> ProcessResult {
+        try ProcessRunner.run(reloadCommand[0], Array(reloadCommand.dropFirst()))
+    }
+
+    /// Stops nginx: SIGTERM to the master (fast shutdown), SIGKILL after 5 s, then kills any
+    /// worker left behind, and waits until they are gone. Idempotent; also runs on deinit.
+    public func stop() {
+        let first = stopped.withLock { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        ProcessRunner.terminate(pid: masterPID, signal: SIGTERM, timeout: 5)
+    }
+
+    /// The installed nginx version, e.g. "1.22.1" (from `nginx -v`), or "unknown".
+    public static func version() -> String {
+        guard let result = try? ProcessRunner.run(nginxPath, ["-v"], timeout: 10) else { return "unknown" }
+        let text = result.stderr + result.stdout
+        guard let range = text.range(of: "nginx/") else { return "unknown" }
+        let version = text[range.upperBound...].prefix { !$0.isWhitespace }
+        return version.isEmpty ? "unknown" : String(version)
+    }
+}

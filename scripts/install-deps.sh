@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs the Debian packages certdeploy needs.
+#   bash scripts/install-deps.sh run    # build + run: libssh2, OpenSSL headers, pkg-config, ssh client
+#   bash scripts/install-deps.sh test   # plus the real services the tests start (sshd, nginx, ...)
+# Idempotent: when everything is installed it does not call apt-get at all.
+set -euo pipefail
+
+profile="${1:-}"
+case "$profile" in
+  run|test) ;;
+  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+run_pkgs=(libssh2-1-dev libssl-dev pkg-config openssh-client)
+test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy postgresql kubectl)
+
+wanted=("${run_pkgs[@]}")
+if [ "$profile" = test ]; then
+  wanted+=("${test_pkgs[@]}")
+fi
+
+is_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  is_installed "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  install_cmd="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: as root, run:" >&2
+    echo "  apt-get update && $install_cmd" >&2
+    exit 1
+  fi
+  echo "install-deps: installing: ${missing[*]}"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  still=()
+  for pkg in "${missing[@]}"; do
+    is_installed "$pkg" || still+=("$pkg")
+  done
+  if [ "${#still[@]}" -gt 0 ]; then
+    echo "install-deps: still missing after apt-get: ${still[*]}" >&2
+    exit 1
+  fi
+else
+  echo "install-deps: all ${profile} packages installed"
+fi
+
+# sshd refuses to start without its privilege separation directory (no systemd creates it here).
+if [ "$(id -u)" -eq 0 ]; then
+  mkdir -p -m 0755 /run/sshd
+elif [ "$profile" = test ]; then
+  if [ ! -d /run/sshd ]; then
+    echo "install-deps: /run/sshd is missing; as root run: mkdir -p -m 0755 /run/sshd" >&2
+    exit 1
+  fi
+fi
