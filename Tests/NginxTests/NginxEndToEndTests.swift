@@ -1,0 +1,234 @@
+import Core
+import Foundation
+import NginxConnector
+import SSHTransport
+import TestSupport
+import XCTest
+
+/// The nginx connector through the whole pipeline, against real nginx over real sshd.
+final class NginxEndToEndTests: XCTestCase {
+    func testDeployChangesServedLeafAndSecondDeployIsUnchanged() async throws {
+        let fixture = try NginxFixture()
+        let leaf = try fixture.ca.issueLeaf(.init())
+        let oldServed = try await fixture.servedLeaf()
+        XCTAssertEqual(oldServed, fixture.oldLeaf.sha256Hex)
+
+        let result = try await fixture.deploy(leaf)
+        XCTAssertEqual(result.outcome, .succeeded, "\(result.failure.map(String.init(describing:)) ?? "") \(result.steps)")
+        XCTAssertEqual(result.connectionsOpened, 1)
+        let served = try await fixture.servedLeaf()
+        XCTAssertEqual(served, leaf.sha256Hex)
+        XCTAssertEqual(result.steps.map(\.name), [.preflight, .lock, .connect, .compare, .backup, .write, .activate, .validate, .reload, .verify, .cleanup])
+        // Files: full chain, key 0600, snippet; backups of what was there.
+        let fullChain = String(decoding: try fixture.fileBytes(fixture.certificatePath), as: UTF8.self)
+        XCTAssertTrue(fullChain.hasPrefix(leaf.certificatePEM))
+        XCTAssertTrue(fullChain.contains(fixture.ca.intermediate.certificatePEM))
+        XCTAssertFalse(fullChain.contains(fixture.ca.root.certificatePEM), "the root is never served")
+        XCTAssertEqual(try fixture.mode(fixture.keyPath), 0o600)
+        XCTAssertEqual(try fixture.mode(fixture.certificatePath), 0o644)
+        XCTAssertEqual(result.backups.count, 3)
+        for backup in result.backups { XCTAssertTrue(FileManager.default.fileExists(atPath: backup), backup) }
+        XCTAssertEqual(try fixture.strayFiles(), [])
+        // No key material in the record.
+        let record = String(decoding: try JSONEncoder().encode(result), as: UTF8.self)
+        XCTAssertFalse(record.contains("PRIVATE KEY"))
+
+        // Second identical deploy: unchanged, no write, no reload, workers untouched.
+        let workersBefore = fixture.nginx.workerPIDs()
+        let again = try await fixture.deploy(leaf)
+        XCTAssertEqual(again.outcome, .unchanged)
+        XCTAssertNil(step(again, .reload))
+        XCTAssertNil(step(again, .write))
+        XCTAssertEqual(fixture.nginx.workerPIDs(), workersBefore)
+    }
+
+    func testBackupRetentionPrunesOldBackups() async throws {
+        let fixture = try NginxFixture()
+        for _ in 0..<3 {
+            let result = try await fixture.deploy(try fixture.ca.issueLeaf(), options: DeployOptions(backupRetention: 2))
+            XCTAssertEqual(result.outcome, .succeeded)
+        }
+        let backups = try FileManager.default.contentsOfDirectory(atPath: fixture.directory.file("tls")).filter { $0.hasPrefix("example.key.certdeploy-bak.") }
+        XCTAssertEqual(backups.count, 2, "\(backups)")
+    }
+
+    func testValidateFailureLeavesOldCertificateServedAndFilesRestored() async throws {
+        let fixture = try NginxFixture()
+        let before = try fixture.liveFiles()
+        let failing: JSONValue = .array([.string("/bin/sh"), .string("-c"), .string("echo 'nginx: [emerg] cannot load certificate' >&2; exit 1")])
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config(["validateCommand": failing]))
+        XCTAssertEqual(result.outcome, .rolledBack)
+        XCTAssertEqual(result.failure?.step, .validate)
+        XCTAssertTrue(result.failure?.message.contains("cannot load certificate") ?? false, "\(String(describing: result.failure))")
+        XCTAssertEqual(step(result, .validate)?.exitStatus, 1)
+        XCTAssertNil(step(result, .reload), "no reload after a failed validate")
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        XCTAssertEqual(try fixture.mode(fixture.keyPath), 0o600)
+        XCTAssertEqual(try fixture.strayFiles(), [])
+        let served = try await fixture.servedLeaf()
+        XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
+    }
+
+    func testWriteIntoMissingDirectoryFailsBeforeAnythingChanges() async throws {
+        // A snippet nginx rejects: the resolver points at a name nginx cannot parse as an address.
+        let fixture = try NginxFixture()
+        let before = try fixture.liveFiles()
+        let leaf = try fixture.ca.issueLeaf(.init())
+        let result = try await fixture.deploy(leaf, config: fixture.config(["chainPath": .string("/nonexistent-dir/chain.pem")]))
+        // Writing into a directory that does not exist fails before anything live changes.
+        XCTAssertEqual(result.outcome, .failed)
+        XCTAssertEqual(result.failure?.step, .write)
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        XCTAssertEqual(try fixture.strayFiles(), [])
+    }
+
+    func testReloadFailureRollsBackAndReloadsOldFiles() async throws {
+        let fixture = try NginxFixture()
+        let before = try fixture.liveFiles()
+        // Fails the first time (as a broken reload would), works the second time (the reload after restore).
+        let marker = fixture.directory.file("reload-failed-once")
+        let reload = ShellQuoting.commandLine(fixture.nginx.reloadCommand)
+        let script = "if [ -e \(marker) ]; then exec \(reload); else touch \(marker); echo 'reload refused' >&2; exit 7; fi"
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config(["reloadCommand": .array([.string("/bin/sh"), .string("-c"), .string(script)])]))
+        XCTAssertEqual(result.outcome, .rolledBack, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .reload)
+        XCTAssertEqual(step(result, .reload)?.exitStatus, 7)
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        let served = try await fixture.servedLeaf()
+        XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
+    }
+
+    func testReloadFailingTwiceIsRollbackFailedWithFilesToInspect() async throws {
+        let fixture = try NginxFixture()
+        let failing: JSONValue = .array([.string("/bin/sh"), .string("-c"), .string("exit 9")])
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config(["reloadCommand": failing]))
+        XCTAssertEqual(result.outcome, .rollbackFailed)
+        XCTAssertTrue(result.attention.contains { $0.contains("reload after restore") }, "\(result.attention)")
+        XCTAssertTrue(result.attention.contains { $0.hasPrefix("backup: ") }, "\(result.attention)")
+    }
+
+    func testVerifyMismatchRollsBack() async throws {
+        let fixture = try NginxFixture()
+        // The verify endpoint is another nginx serving some other certificate: the new leaf never shows up there.
+        let otherDirectory = try TemporaryDirectory(prefix: "certdeploy-other")
+        let other = try TestCertificateAuthority.selfSigned(commonName: "other.example.test", dnsNames: ["example.test"])
+        let otherCert = try otherDirectory.write("other.pem", other.certificatePEM)
+        let otherKey = try otherDirectory.write("other.key", other.privateKeyPKCS8PEM, mode: 0o600)
+        let otherNginx = try NginxServer.start(certificatePath: otherCert, keyPath: otherKey, includeSnippetPath: nil, in: otherDirectory)
+        defer { otherNginx.stop() }
+        let before = try fixture.liveFiles()
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config(verify: ["port": .number(Double(otherNginx.port)), "timeoutSeconds": .number(2)]))
+        XCTAssertEqual(result.outcome, .rolledBack)
+        XCTAssertEqual(result.failure?.step, .verify)
+        XCTAssertTrue(result.failure?.message.contains(other.sha256Hex.prefix(16)) ?? false, "\(String(describing: result.failure))")
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        let served = try await fixture.servedLeaf()
+        XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
+    }
+
+    func testHostKeyMismatchRefusesBeforeAnyWrite() async throws {
+        let fixture = try NginxFixture()
+        let before = try fixture.liveFiles()
+        let wrong = "SHA256:" + String(repeating: "A", count: 43)
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), ssh: fixture.sshTarget(fingerprint: wrong))
+        XCTAssertEqual(result.outcome, .failed)
+        XCTAssertEqual(result.failure?.step, .connect)
+        let message = result.failure?.message ?? ""
+        XCTAssertTrue(message.contains("host key mismatch"), message)
+        XCTAssertTrue(message.contains(wrong) && message.contains(fixture.sshd.hostKeyFingerprint), message)
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        XCTAssertFalse(fixture.sshd.log().contains("Accepted publickey"), "no credential may be sent to an unverified host")
+    }
+
+    func testDeadHostFailsAtConnectWithTheReason() async throws {
+        let fixture = try NginxFixture()
+        var ssh = fixture.sshTarget()
+        ssh.port = Int(try FreePort.allocate())
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), ssh: ssh)
+        XCTAssertEqual(result.outcome, .failed)
+        XCTAssertEqual(result.failure?.step, .connect)
+        XCTAssertTrue(result.failure?.message.contains("Connection refused") ?? false, "\(String(describing: result.failure))")
+    }
+
+    func testStaplingSnippetOnlyWhenLeafHasOCSPURL() async throws {
+        let fixture = try NginxFixture()
+        var withURL = TestCertificateAuthority.LeafOptions()
+        withURL.ocspURL = "http://127.0.0.1:9/ocsp"
+        let stapled = try await fixture.deploy(try fixture.ca.issueLeaf(withURL))
+        XCTAssertEqual(stapled.outcome, .succeeded, "\(stapled.steps)")
+        let snippet = String(decoding: try fixture.fileBytes(fixture.snippetPath), as: UTF8.self)
+        XCTAssertTrue(snippet.contains("ssl_stapling on;"))
+        XCTAssertTrue(snippet.contains("ssl_stapling_verify on;"))
+        XCTAssertTrue(snippet.contains("ssl_trusted_certificate \(fixture.certificatePath);"))
+        XCTAssertEqual(stapled.stapling?.mode, .vendorFetched)
+
+        let plain = try await fixture.deploy(try fixture.ca.issueLeaf())
+        XCTAssertEqual(plain.outcome, .succeeded)
+        let plainSnippet = String(decoding: try fixture.fileBytes(fixture.snippetPath), as: UTF8.self)
+        XCTAssertFalse(plainSnippet.contains("ssl_stapling"))
+        XCTAssertEqual(plain.stapling?.mode, StaplingDecision.Mode.none)
+        XCTAssertTrue(step(plain, .preflight)?.detail?.contains("no AIA OCSP URL") ?? false, "\(String(describing: step(plain, .preflight)))")
+        XCTAssertEqual(step(plain, .validate)?.outcome, .ok, "nginx -t accepts the snippet without stapling")
+    }
+
+    func testMustStapleLeafRefusedWhereStaplingIsOff() async throws {
+        let fixture = try NginxFixture()
+        var options = TestCertificateAuthority.LeafOptions()
+        options.ocspURL = "http://127.0.0.1:9/ocsp"
+        options.mustStaple = true
+        let leaf = try fixture.ca.issueLeaf(options)
+        let before = try fixture.liveFiles()
+        let refused = try await fixture.deploy(leaf, config: fixture.config(["stapling": .string("off")]))
+        XCTAssertEqual(refused.outcome, .failed)
+        XCTAssertEqual(refused.failure?.step, .preflight)
+        XCTAssertTrue(refused.failure?.message.contains("Must-Staple") ?? false)
+        XCTAssertEqual(refused.connectionsOpened, 0)
+        XCTAssertEqual(try fixture.liveFiles(), before)
+
+        let allowed = try await fixture.deploy(leaf, config: fixture.config(["stapling": .string("off")]), options: DeployOptions(allowMustStapleWithoutStapling: true))
+        XCTAssertEqual(allowed.outcome, .succeeded)
+    }
+
+    func testSCPFallbackWhenServerHasNoSFTP() async throws {
+        let fixture = try NginxFixture(sshOptions: .init(sftp: false))
+        let leaf = try fixture.ca.issueLeaf()
+        let host = try await SSHConnector().connect(fixture.sshTarget())
+        XCTAssertEqual(host.fileAccessDescription, "scp")
+        await host.close()
+        let result = try await fixture.deploy(leaf)
+        XCTAssertEqual(result.outcome, .succeeded, "\(result.steps)")
+        let served = try await fixture.servedLeaf()
+        XCTAssertEqual(served, leaf.sha256Hex)
+        XCTAssertEqual(try fixture.mode(fixture.keyPath), 0o600)
+        let again = try await fixture.deploy(leaf)
+        XCTAssertEqual(again.outcome, .unchanged)
+    }
+
+    func testNonRootUserWithSudo() async throws {
+        let fixture = try NginxFixture()
+        try SystemUsers.ensureUser("cdsudo", sudoNoPassword: true)
+        // Root-owned files in a root-owned directory: only sudo can replace them.
+        let leaf = try fixture.ca.issueLeaf()
+        let result = try await fixture.deploy(leaf, ssh: fixture.sshTarget(user: "cdsudo", sudo: true))
+        XCTAssertEqual(result.outcome, .succeeded, "\(result.steps)")
+        let served = try await fixture.servedLeaf()
+        XCTAssertEqual(served, leaf.sha256Hex)
+        let attributes = try FileManager.default.attributesOfItem(atPath: fixture.keyPath)
+        XCTAssertEqual(attributes[.posixPermissions] as? Int, 0o600)
+        XCTAssertEqual(attributes[.ownerAccountName] as? String, "root")
+        let again = try await fixture.deploy(leaf, ssh: fixture.sshTarget(user: "cdsudo", sudo: true))
+        XCTAssertEqual(again.outcome, .unchanged)
+    }
+
+    func testNonRootUserWithoutSudoFailsAtWriteAndChangesNothing() async throws {
+        let fixture = try NginxFixture()
+        try SystemUsers.ensureUser("cdplain")
+        let before = try fixture.liveFiles()
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fixture.directory.file("tls"))
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), ssh: fixture.sshTarget(user: "cdplain"))
+        XCTAssertEqual(result.outcome, .failed)
+        XCTAssertTrue([.compare, .backup, .write].contains(result.failure?.step), "\(String(describing: result.failure))")
+        XCTAssertTrue(result.failure?.message.contains("permission denied") ?? false, "\(String(describing: result.failure))")
+        XCTAssertEqual(try fixture.liveFiles(), before)
+    }
+}
