@@ -66,7 +66,7 @@ public final class SSHRemoteHost: RemoteHost {
     private func checked(_ argv: [String], operation: String, stdoutLimit: Int = 1 << 20) async throws -> CommandResult {
         let commandLine = ShellQuoting.commandLine(sudoPrefix + argv)
         let deadline = self.deadline
-        let result = try await blocking { try $0.exec(commandLine, stdoutLimit: stdoutLimit, deadline: deadline) }
+        let result = try await blocking { try $0.exec(commandLine, stdoutLimit: stdoutLimit, stdoutMustFit: true, deadline: deadline) }
         guard result.exitStatus == 0 else {
             let output = result.outputTail(limit: 512)
             let code: RemoteError.Code = output.contains("Permission denied") || output.contains("a password is required") ? .permission : .io

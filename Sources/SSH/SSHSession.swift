@@ -219,11 +219,12 @@ final class SSHSession: @unchecked Sendable {
             let last = lastError()
             let keyType = SSHKeyKind.detect(privateKey)
             switch rc {
-            case LIBSSH2_ERROR_FILE:
+            case LIBSSH2_ERROR_FILE, LIBSSH2_ERROR_KEYFILE_AUTH_FAILED:
+                if passphrase == nil && SSHKeyKind.isEncrypted(privateKey) {
+                    throw error(.authentication, "authenticate", "the private key is passphrase-protected and no passphrase was given")
+                }
                 throw error(.authentication, "authenticate",
-                            passphrase == nil && SSHKeyKind.isEncrypted(privateKey)
-                                ? "the private key is passphrase-protected and no passphrase was given"
-                                : "cannot load the private key (wrong passphrase or unsupported format): \(last.message)")
+                            "cannot load the private key: wrong passphrase, or a format libssh2 cannot read" + (last.message.isEmpty ? "" : " (\(last.message))"))
             case LIBSSH2_ERROR_AUTHENTICATION_FAILED, LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED:
                 if keyType == .rsa {
                     throw error(.authentication, "authenticate",
@@ -266,8 +267,9 @@ final class SSHSession: @unchecked Sendable {
 
     // MARK: Exec
 
-    /// Runs a shell command line; collects exit status and output up to the given limits.
-    func exec(_ commandLine: String, stdin: [UInt8]? = nil, stdoutLimit: Int, stderrLimit: Int = 64 * 1024,
+    /// Runs a shell command line; collects exit status and output. Output past a limit keeps its tail,
+    /// except that `stdoutMustFit` (file reads) turns stdout overflow into an error.
+    func exec(_ commandLine: String, stdin: [UInt8]? = nil, stdoutLimit: Int, stdoutMustFit: Bool = false, stderrLimit: Int = 64 * 1024,
               deadline: ContinuousClock.Instant) throws -> CommandResult {
         try lock.withLock { () throws in
             guard let session else { throw error(.connect, "exec", "not connected") }
@@ -328,7 +330,7 @@ final class SSHSession: @unchecked Sendable {
                 stderr += Array("\n[killed by signal \(name)]".utf8)
                 return CommandResult(exitStatus: 128, stdout: stdout, stderr: stderr)
             }
-            if stdoutOverflow {
+            if stdoutOverflow, stdoutMustFit {
                 throw error(.io, "exec", "`\(commandLine.prefix(80))` printed more than \(stdoutLimit) bytes")
             }
             return CommandResult(exitStatus: libssh2_channel_get_exit_status(channel), stdout: stdout, stderr: stderr)

@@ -126,6 +126,16 @@ public enum ProcessRunner {
         return ProcessResult(status: status, stdout: outFile.contents(), stderr: errFile.contents())
     }
 
+    /// Starts a long-running process (a test server) with stdio on /dev/null; stop it with `terminate(pid:)`.
+    public static func spawnBackground(_ executable: String, _ args: [String], environment: [String: String]? = nil) throws -> pid_t {
+        let devNull = open("/dev/null", O_RDWR)
+        guard devNull >= 0 else { throw HarnessError("cannot open /dev/null") }
+        defer { close(devNull) }
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment ?? [:] { merged[key] = value }
+        return try spawn(path: executable, args: args, environment: merged, stdinFD: devNull, stdoutFD: devNull, stderrFD: devNull)
+    }
+
     /// posix_spawn with the given stdio, every other descriptor closed, default signal
     /// dispositions and an empty signal mask, in a new process group.
     private static func spawn(
