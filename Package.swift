@@ -102,7 +102,7 @@ let package = Package(
             dependencies: ["NginxConnector", "SSHTransport", "Core", "TestSupport"],
             path: "Tests/NginxTests"
         ),
-        .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"], path: "Tests/CLITests"),
+        .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]
 )
