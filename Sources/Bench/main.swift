@@ -66,7 +66,7 @@ let directories: [String] = try (0..<options.targets).map { index in
 let registry = try ConnectorRegistry([NginxConnector.self])
 let nginx = registry.connector(id: "nginx")!
 let ssh = SSHTarget(host: sshd.host, port: Int(sshd.port), user: benchUser, privateKey: userKey.privateKeyPEM, hostKeyFingerprint: sshd.hostKeyFingerprint)
-let plans: [DeploymentPlan] = try directories.map { directory in
+let connectors: [ConfiguredConnector] = try directories.map { directory in
     let config: JSONValue = .object([
         "certificatePath": .string(directory + "/cert.pem"),
         "keyPath": .string(directory + "/key.pem"),
@@ -74,7 +74,7 @@ let plans: [DeploymentPlan] = try directories.map { directory in
         "reloadCommand": .array([.string("true")]),
         "verify": .object(["enabled": .bool(false)]),
     ])
-    return try nginx.configure(config).plan(for: bundle, context: PlanContext(targetID: directory, transportHost: sshd.host))
+    return try nginx.configure(config)
 }
 
 print("certdeploy fleet benchmark: N=\(options.targets) targets, C=\(options.concurrency), \(ProcessInfo.processInfo.activeProcessorCount) cores")
@@ -92,7 +92,8 @@ func runCertdeploy(round: Int) async -> (rate: Double, latencies: [Double], conn
             group.addTask {
                 let begin = ContinuousClock.now
                 let result = await engine.deploy(
-                    DeployRequest(targetID: directories[index], bundle: bundle, plan: plans[index], options: DeployOptions(force: round > 0)),
+                    DeployRequest(targetID: directories[index], bundle: bundle, connector: connectors[index],
+                                  context: PlanContext(targetID: directories[index], transportHost: sshd.host), options: DeployOptions(force: round > 0)),
                     connect: { try await SSHConnector().connect(ssh) })
                 return (seconds(ContinuousClock.now - begin), result)
             }

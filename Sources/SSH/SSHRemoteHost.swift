@@ -182,15 +182,23 @@ public final class SSHRemoteHost: RemoteHost {
         }
     }
 
-    public func listDirectory(_ path: String) async throws -> [String] {
+    public func listDirectory(_ path: String) async throws -> [RemoteDirectoryEntry] {
         switch access {
         case .sftp:
             let deadline = self.deadline
             return try await blocking { try $0.sftpList(path, deadline: deadline) }
         case .exec:
-            let result = try await checked(["ls", "-1A", "--", path], operation: "list \(path)")
-            return String(decoding: result.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
+            let result = try await checked(["find", path, "-mindepth", "1", "-maxdepth", "1", "-printf", "%T@ %f\\n"], operation: "list \(path)")
+            return String(decoding: result.stdout, as: UTF8.self).split(separator: "\n").compactMap { line in
+                guard let space = line.firstIndex(of: " "), let seconds = Double(line[..<space]) else { return nil }
+                return RemoteDirectoryEntry(name: String(line[line.index(after: space)...]), modified: Date(timeIntervalSince1970: seconds))
+            }
         }
+    }
+
+    public func exchange(host: String, port: Int, payload: [UInt8], timeout: Duration) async throws -> [UInt8] {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        return try await blocking { try $0.exchange(host: host, port: port, payload: payload, limit: 1 << 20, deadline: deadline) }
     }
 
     public func run(_ argv: [String], timeout: Duration) async throws -> CommandResult {

@@ -533,11 +533,11 @@ final class SSHSession: @unchecked Sendable {
         }
     }
 
-    func sftpList(_ directory: String, deadline: ContinuousClock.Instant) throws -> [String] {
+    func sftpList(_ directory: String, deadline: ContinuousClock.Instant) throws -> [RemoteDirectoryEntry] {
         try lock.withLock { () throws in
             let handle = try sftpOpen(directory, flags: 0, mode: 0, type: LIBSSH2_SFTP_OPENDIR, operation: "list", deadline: deadline)
             defer { sftpClose(handle, deadline: deadline) }
-            var names: [String] = []
+            var names: [RemoteDirectoryEntry] = []
             var buffer = [CChar](repeating: 0, count: 4096)
             while true {
                 var attributes = LIBSSH2_SFTP_ATTRIBUTES()
@@ -548,7 +548,9 @@ final class SSHSession: @unchecked Sendable {
                     let name = buffer.withUnsafeBufferPointer { raw in
                         String(decoding: UnsafeRawBufferPointer(start: raw.baseAddress, count: Int(count)), as: UTF8.self)
                     }
-                    if name != "." && name != ".." { names.append(name) }
+                    if name != "." && name != ".." {
+                        names.append(RemoteDirectoryEntry(name: name, modified: Date(timeIntervalSince1970: TimeInterval(attributes.mtime))))
+                    }
                     continue
                 }
                 if count == 0 { return names }
@@ -556,6 +558,47 @@ final class SSHSession: @unchecked Sendable {
                 if count == LIBSSH2_ERROR_SFTP_PROTOCOL { throw sftpFailure("list", path: directory) }
                 throw libssh2Failure("list", code: count)
             }
+        }
+    }
+
+    // MARK: TCP through the session
+
+    /// Opens a direct-tcpip channel to host:port as seen from the server, sends `payload`, half-closes,
+    /// and reads the answer until the peer closes (a request/response admin protocol such as HAProxy's).
+    func exchange(host targetHost: String, port targetPort: Int, payload: [UInt8], limit: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {
+        try lock.withLock { () throws in
+            guard let session else { throw error(.connect, "tunnel", "not connected") }
+            let channel: OpaquePointer
+            do {
+                channel = try retryPointer("tunnel to \(targetHost):\(targetPort)", deadline: deadline) {
+                    libssh2_channel_direct_tcpip_ex(session, targetHost, Int32(targetPort), "127.0.0.1", 22)
+                }
+            } catch let failure as RemoteError {
+                throw error(failure.code == .protocolError ? .io : failure.code, "tunnel", "cannot open a tunnel to \(targetHost):\(targetPort) on the target: \(failure.message)")
+            }
+            defer { libssh2_channel_free(channel) }
+            try writeAll(channel, payload, operation: "tunnel write", deadline: deadline)
+            try retry("tunnel eof", deadline: deadline) { libssh2_channel_send_eof(channel) }
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 16384)
+            while true {
+                let count = buffer.withUnsafeMutableBufferPointer { raw in
+                    raw.withMemoryRebound(to: CChar.self) { libssh2_channel_read_ex(channel, 0, $0.baseAddress, $0.count) }
+                }
+                if count > 0 {
+                    answer += buffer[0..<count]
+                    if answer.count > limit { throw error(.io, "tunnel", "answer larger than \(limit) bytes") }
+                    continue
+                }
+                if libssh2_channel_eof(channel) != 0 { break }
+                if count == Int(LIBSSH2_ERROR_EAGAIN) || count == 0 {
+                    try waitSocket("tunnel read", deadline: deadline)
+                    continue
+                }
+                throw libssh2Failure("tunnel read", code: Int32(count))
+            }
+            _ = try? retry("tunnel close", deadline: deadline) { libssh2_channel_close(channel) }
+            return answer
         }
     }
 

@@ -101,14 +101,9 @@ struct DeployCommand: AsyncParsableCommand {
         } catch let error as BundleError {
             throw ValidationError(error.message)
         }
-        let plan: DeploymentPlan
-        do {
-            plan = try configured.plan(for: bundle, context: PlanContext(targetID: target.name, transportHost: target.ssh.host))
-        } catch {
-            throw ValidationError("target \(target.name): plan: \(error)")
-        }
         let request = DeployRequest(
-            targetID: target.name, bundle: bundle, plan: plan,
+            targetID: target.name, bundle: bundle, connector: configured,
+            context: PlanContext(targetID: target.name, transportHost: target.ssh.host),
             options: DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups),
             secrets: target.ssh.secrets)
         if output == .text {

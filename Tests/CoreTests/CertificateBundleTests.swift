@@ -279,7 +279,14 @@ final class CertificateBundleTests: XCTestCase {
         let certificate = try String(contentsOfFile: certPath, encoding: .utf8)
         let key = try String(contentsOfFile: keyPath, encoding: .utf8)
         let error = assertCode(.unsupportedKey, certificatePEM: certificate, privateKeyPEM: key)
-        XCTAssertTrue(error?.message.contains("1024") == true, error?.message ?? "")
+        XCTAssertTrue(error?.message.contains("certificate #1") == true, error?.message ?? "")
+        XCTAssertTrue(error?.message.contains("2048") == true, error?.message ?? "")
+
+        // The same key size deep in a chain is refused the same way, not reported as a malformed file.
+        let leaf = try issue()
+        let chainError = assertCode(.unsupportedKey, certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM + certificate,
+                                    privateKeyPEM: leaf.privateKeyPKCS8PEM)
+        XCTAssertTrue(chainError?.message.contains("chain certificate #2") == true, chainError?.message ?? "")
     }
 
     // MARK: - Validity

@@ -10,15 +10,15 @@ final class NginxEndToEndTests: XCTestCase {
     func testDeployChangesServedLeafAndSecondDeployIsUnchanged() async throws {
         let fixture = try NginxFixture()
         let leaf = try fixture.ca.issueLeaf(.init())
-        let oldServed = try await fixture.servedLeaf()
+        let oldServed = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
         XCTAssertEqual(oldServed, fixture.oldLeaf.sha256Hex)
 
         let result = try await fixture.deploy(leaf)
         XCTAssertEqual(result.outcome, .succeeded, "\(result.failure.map(String.init(describing:)) ?? "") \(result.steps)")
         XCTAssertEqual(result.connectionsOpened, 1)
-        let served = try await fixture.servedLeaf()
+        let served = try await fixture.servedLeaf(expecting: leaf.sha256Hex)
         XCTAssertEqual(served, leaf.sha256Hex)
-        XCTAssertEqual(result.steps.map(\.name), [.preflight, .lock, .connect, .compare, .backup, .write, .activate, .validate, .reload, .verify, .cleanup])
+        XCTAssertEqual(result.steps.map(\.name), [.preflight, .staple, .plan, .lock, .connect, .compare, .backup, .write, .activate, .validate, .reload, .verify, .cleanup])
         // Files: full chain, key 0600, snippet; backups of what was there.
         let fullChain = String(decoding: try fixture.fileBytes(fixture.certificatePath), as: UTF8.self)
         XCTAssertTrue(fullChain.hasPrefix(leaf.certificatePEM))
@@ -65,7 +65,7 @@ final class NginxEndToEndTests: XCTestCase {
         XCTAssertEqual(try fixture.liveFiles(), before)
         XCTAssertEqual(try fixture.mode(fixture.keyPath), 0o600)
         XCTAssertEqual(try fixture.strayFiles(), [])
-        let served = try await fixture.servedLeaf()
+        let served = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
         XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
     }
 
@@ -94,7 +94,7 @@ final class NginxEndToEndTests: XCTestCase {
         XCTAssertEqual(result.failure?.step, .reload)
         XCTAssertEqual(step(result, .reload)?.exitStatus, 7)
         XCTAssertEqual(try fixture.liveFiles(), before)
-        let served = try await fixture.servedLeaf()
+        let served = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
         XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
     }
 
@@ -122,7 +122,7 @@ final class NginxEndToEndTests: XCTestCase {
         XCTAssertEqual(result.failure?.step, .verify)
         XCTAssertTrue(result.failure?.message.contains(other.sha256Hex.prefix(16)) ?? false, "\(String(describing: result.failure))")
         XCTAssertEqual(try fixture.liveFiles(), before)
-        let served = try await fixture.servedLeaf()
+        let served = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
         XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
     }
 
@@ -197,7 +197,7 @@ final class NginxEndToEndTests: XCTestCase {
         await host.close()
         let result = try await fixture.deploy(leaf)
         XCTAssertEqual(result.outcome, .succeeded, "\(result.steps)")
-        let served = try await fixture.servedLeaf()
+        let served = try await fixture.servedLeaf(expecting: leaf.sha256Hex)
         XCTAssertEqual(served, leaf.sha256Hex)
         XCTAssertEqual(try fixture.mode(fixture.keyPath), 0o600)
         let again = try await fixture.deploy(leaf)
@@ -211,7 +211,7 @@ final class NginxEndToEndTests: XCTestCase {
         let leaf = try fixture.ca.issueLeaf()
         let result = try await fixture.deploy(leaf, ssh: fixture.sshTarget(user: "cdsudo", sudo: true))
         XCTAssertEqual(result.outcome, .succeeded, "\(result.steps)")
-        let served = try await fixture.servedLeaf()
+        let served = try await fixture.servedLeaf(expecting: leaf.sha256Hex)
         XCTAssertEqual(served, leaf.sha256Hex)
         let attributes = try FileManager.default.attributesOfItem(atPath: fixture.keyPath)
         XCTAssertEqual(attributes[.posixPermissions] as? Int, 0o600)

@@ -67,25 +67,34 @@ final class NginxFixture {
         try CertificateBundle.parse(certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM, privateKeyPEM: leaf.privateKeyPKCS8PEM)
     }
 
-    func plan(_ bundle: CertificateBundle, config: JSONValue) throws -> DeploymentPlan {
+    func configured(_ config: JSONValue) throws -> ConfiguredConnector {
         let registry = try ConnectorRegistry([NginxConnector.self])
-        let configured = try registry.connector(id: "nginx")!.configure(config)
-        return try configured.plan(for: bundle, context: PlanContext(targetID: "web-1", transportHost: sshd.host))
+        return try registry.connector(id: "nginx")!.configure(config)
     }
 
     func deploy(_ leaf: TestIssuedCertificate, config: JSONValue? = nil, options: DeployOptions = .init(), ssh: SSHTarget? = nil) async throws -> DeploymentResult {
         let bundle = try bundle(leaf)
-        let plan = try plan(bundle, config: config ?? self.config())
         let target = ssh ?? sshTarget()
-        return await DeployEngine().deploy(
-            DeployRequest(targetID: "web-1", bundle: bundle, plan: plan, options: options, secrets: target.secrets),
+        return await DeployEngine(ocsp: OCSPFetcher(timeout: .seconds(2))).deploy(
+            DeployRequest(targetID: "web-1", bundle: bundle, connector: try configured(config ?? self.config()),
+                          context: PlanContext(targetID: "web-1", transportHost: sshd.host), options: options, secrets: target.secrets),
             connect: { try await SSHConnector().connect(target) })
     }
 
-    /// SHA-256 of the leaf nginx serves for SNI example.test, after `consecutive` identical handshakes.
-    func servedLeaf() async throws -> String {
-        let probe = try await OpenSSLTLSProber().probe(host: "127.0.0.1", port: Int(nginx.port), serverName: "example.test", requestStaple: false, timeout: .seconds(5))
-        return probe.leafSHA256
+    /// SHA-256 of the leaf nginx serves for SNI example.test once it has settled: for a moment after a
+    /// reload old and new workers both answer, so this waits (up to 5 s) for `expected` to be served three
+    /// times in a row and otherwise returns what was served last.
+    func servedLeaf(expecting expected: String? = nil) async throws -> String {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        var streak = 0
+        var last = ""
+        while true {
+            let probe = try await OpenSSLTLSProber().probe(host: "127.0.0.1", port: Int(nginx.port), serverName: "example.test", requestStaple: false, timeout: .seconds(5))
+            streak = probe.leafSHA256 == last ? streak + 1 : 1
+            last = probe.leafSHA256
+            if expected == nil || (last == expected && streak >= 3) || ContinuousClock.now > deadline { return last }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// Files in the TLS directory other than the live ones (temps, backups).

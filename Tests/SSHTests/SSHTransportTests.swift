@@ -276,7 +276,7 @@ final class SSHTransportTests: XCTestCase {
             let read = try await host.readFile(at: path)
             XCTAssertEqual(read?.contents, bytes, name)
             XCTAssertEqual(read?.mode, FileMode(0o640), name)
-            let listed = try await host.listDirectory(folder)
+            let listed = try await host.listDirectory(folder).map(\.name)
             XCTAssertEqual(listed, ["a.pem"], name)
             // Replace an existing file atomically.
             try await host.writeFile(at: path + ".tmp2", contents: [1, 2, 3], mode: .privateKey, owner: nil, group: nil)
@@ -285,7 +285,7 @@ final class SSHTransportTests: XCTestCase {
             XCTAssertEqual(replaced?.contents, [1, 2, 3], name)
             XCTAssertEqual(replaced?.mode, .privateKey, name)
             try await host.removeFiles([path, folder + "/never-existed"])
-            let afterRemove = try await host.listDirectory(folder)
+            let afterRemove = try await host.listDirectory(folder).map(\.name)
             XCTAssertEqual(afterRemove, [], name)
             await host.close()
         }

@@ -28,3 +28,40 @@ void cd_tls_probe(const char *host, int port, const char *server_name, int reque
 void cd_tls_probe_result_free(cd_tls_probe_result *result);
 
 #endif
+
+#ifndef COPENSSL_SUPPORT_OCSP_H
+#define COPENSSL_SUPPORT_OCSP_H
+
+/// What an OCSP response says about one certificate, after its signature was checked.
+typedef struct {
+    /// 0 good, 1 revoked, 2 unknown (V_OCSP_CERTSTATUS_*).
+    int cert_status;
+    /// CRL reason for revoked, -1 when none.
+    int revocation_reason;
+    /// Seconds since the epoch; 0 when absent.
+    long long this_update;
+    long long next_update;
+    long long revocation_time;
+} cd_ocsp_single_status;
+
+/// Builds a DER OCSPRequest (SHA-1 CertID, no nonce, as responders and caches expect) for `leaf` issued by `issuer`.
+/// Returns 0 and a malloc'd buffer in *out, or -1 with a message in `error`.
+int cd_ocsp_request(const unsigned char *leaf_der, size_t leaf_len, const unsigned char *issuer_der, size_t issuer_len,
+                    unsigned char **out, size_t *out_len, char *error, size_t error_len);
+
+/// Parses a DER OCSPResponse and checks it for `leaf`/`issuer`: response status successful; signed by the
+/// issuer itself or by a delegated responder certificate (id-kp-OCSPSigning) that the issuer issued; a
+/// SingleResponse for exactly this certificate. Times are returned, not judged (the caller owns the clock).
+/// Returns 0 on success; otherwise -1 and a message in `error` (response status errors such as tryLater name it).
+int cd_ocsp_check_response(const unsigned char *response_der, size_t response_len,
+                           const unsigned char *leaf_der, size_t leaf_len,
+                           const unsigned char *issuer_der, size_t issuer_len,
+                           cd_ocsp_single_status *status, char *error, size_t error_len);
+
+/// Minimal HTTP/1.0 client for OCSP: POSTs `body` to http://host:port/path with Content-Type
+/// application/ocsp-request; connect and each read/write bounded by timeout_ms; body capped at max_len.
+/// Returns the HTTP status (e.g. 200) and a malloc'd body in *out, or -1 with a message in `error`.
+int cd_http_post(const char *host, int port, const char *path, const unsigned char *body, size_t body_len,
+                 int timeout_ms, size_t max_len, unsigned char **out, size_t *out_len, char *error, size_t error_len);
+
+#endif

@@ -37,6 +37,10 @@ public enum NginxConnector: DeploymentTarget {
                 issues.append(ConfigIssue(pointer: "/\(name)", message: "is the same file as \(other)"))
             }
             seen[path] = name
+            // The snippet names these paths unquoted: a space, `;`, `{`, `}` or `$` would split or change the directive.
+            if path.contains(where: { $0.isWhitespace || ";{}$\\\"'".contains($0) }) {
+                issues.append(ConfigIssue(pointer: "/\(name)", message: "must not contain whitespace or any of ; { } $ \\ \" ' (nginx config syntax)"))
+            }
         }
         if config.keyMode.rawValue & 0o007 != 0 {
             issues.append(ConfigIssue(pointer: "/keyMode", message: "\(config.keyMode) lets every user read the private key; use 0600 or 0640 with a group"))

@@ -27,6 +27,11 @@ public struct CertificateBundle: Sendable, CustomStringConvertible {
     let leaf: Certificate
     let chain: [Certificate]
 
+    /// DER of the leaf.
+    public var leafDER: [UInt8] { leaf.derBytes }
+    /// DER of the leaf's issuer, when the chain holds it: OCSP requests and responses are checked against it.
+    public var issuerDER: [UInt8]? { chain.first?.derBytes }
+
     public var description: String { "CertificateBundle(\(info.shortDescription), chain: \(chain.count), key: <redacted>)" }
 
     /// Leaves expiring sooner than this get a warning note.
@@ -63,6 +68,9 @@ public struct CertificateBundle: Sendable, CustomStringConvertible {
             }
             do {
                 certificates.append(try Certificate(derEncoded: der))
+            } catch CryptoKitError.incorrectParameterSize {
+                // swift-crypto refuses RSA public keys under 2048 bits while the certificate is parsed.
+                throw BundleError(.unsupportedKey, "\(source) has an RSA key under 2048 bits; supported sizes are 2048 to 4096 bits")
             } catch {
                 throw BundleError(.malformedPEM, "\(source) is not a valid X.509 certificate: \(error)")
             }

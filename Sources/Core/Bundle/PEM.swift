@@ -30,7 +30,8 @@ enum PEMScanner {
     static func blocks(in text: String, source: String) throws(BundleError) -> [PEMBlock] {
         var result: [PEMBlock] = []
         var open: PEMBlock?
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // `\.isNewline`, not "\n": in Swift "\r\n" is one Character, so splitting on "\n" leaves CRLF files as one line.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.hasPrefix("-----BEGIN "), line.hasSuffix("-----") {
                 if let open {

@@ -82,7 +82,7 @@ public struct ConnectorRegistry: Sendable {
         for type in types {
             let connector = Self.register(type)
             let id = connector.descriptor.id
-            guard id.range(of: "^[a-z][a-z0-9-]{1,31}$", options: .regularExpression) != nil else {
+            guard id.range(of: "^[a-z][a-z0-9-]{1,31}\\z", options: .regularExpression) != nil else {  // \z, not $: `$` also matches before a final newline
                 throw RegistryError(message: "connector id \"\(id)\" is not valid: use 2–32 lowercase letters, digits or -, starting with a letter")
             }
             guard seen.insert(id).inserted else {

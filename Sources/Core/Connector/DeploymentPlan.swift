@@ -13,6 +13,13 @@ public struct DeploymentPlan: Sendable {
     public var stapling: StaplingDecision
     /// Plan-time remarks for the step record (why stapling is off, which defaults applied).
     public var notes: [String]
+    /// Paths that must not exist afterwards (a stale staple for another certificate); removed with the
+    /// activation and restored on rollback.
+    public var removals: [String]
+    /// Old generations of versioned files to prune after a successful deploy.
+    public var retention: [RetentionRule]
+    /// Activate through the vendor's runtime API instead of `reloadCommand` (HAProxy hot update).
+    public var hotUpdate: HotUpdatePlan?
 
     public init(
         files: [PlannedFile],
@@ -21,7 +28,10 @@ public struct DeploymentPlan: Sendable {
         snippets: [EmittedSnippet] = [],
         verify: VerifyEndpoint? = nil,
         stapling: StaplingDecision,
-        notes: [String] = []
+        notes: [String] = [],
+        removals: [String] = [],
+        retention: [RetentionRule] = [],
+        hotUpdate: HotUpdatePlan? = nil
     ) {
         self.files = files
         self.validateCommand = validateCommand
@@ -30,6 +40,57 @@ public struct DeploymentPlan: Sendable {
         self.verify = verify
         self.stapling = stapling
         self.notes = notes
+        self.removals = removals
+        self.retention = retention
+        self.hotUpdate = hotUpdate
+    }
+}
+
+/// Keep `keep` generations of files named `prefix…` in `directory`: the one the plan writes plus the
+/// `keep - 1` newest others (by modification time). Files the plan writes are never pruned.
+public struct RetentionRule: Sendable, Equatable {
+    public var directory: String
+    public var prefix: String
+    public var keep: Int
+
+    public init(directory: String, prefix: String, keep: Int) {
+        self.directory = directory
+        self.prefix = prefix
+        self.keep = keep
+    }
+}
+
+/// One request to a vendor's runtime API, and how to tell it worked.
+public struct RuntimeCommand: Sendable, Equatable {
+    public var payload: String
+    /// The answer must contain one of these.
+    public var successMarkers: [String]
+    /// What the step record shows instead of the payload (which may hold key material).
+    public var summary: String
+
+    public init(payload: String, successMarkers: [String], summary: String) {
+        self.payload = payload
+        self.successMarkers = successMarkers
+        self.summary = summary
+    }
+}
+
+/// Activation through a runtime API reached over the transport (a TCP endpoint on the target).
+/// The commands are a pure function of the files, so the engine can apply the new set and, on rollback,
+/// the old one, with no vendor knowledge of its own.
+public struct HotUpdatePlan: Sendable {
+    public var host: String
+    public var port: Int
+    /// Commands that make the running vendor serve `files` (path → bytes, every planned file).
+    public var commands: @Sendable ([String: [UInt8]]) -> [RuntimeCommand]
+    /// Commands that discard an uncommitted update.
+    public var abort: [RuntimeCommand]
+
+    public init(host: String, port: Int, commands: @escaping @Sendable ([String: [UInt8]]) -> [RuntimeCommand], abort: [RuntimeCommand]) {
+        self.host = host
+        self.port = port
+        self.commands = commands
+        self.abort = abort
     }
 }
 

@@ -7,11 +7,15 @@ public struct PlanContext: Sendable {
     /// The host the transport reaches; the default verify host.
     public var transportHost: String?
     public var now: Date
+    /// A checked, good OCSP response for the leaf, when the engine fetched one. Connectors that serve
+    /// staples from a file write it with the certificate.
+    public var staple: OCSPStaple?
 
-    public init(targetID: String, transportHost: String? = nil, now: Date = Date()) {
+    public init(targetID: String, transportHost: String? = nil, now: Date = Date(), staple: OCSPStaple? = nil) {
         self.targetID = targetID
         self.transportHost = transportHost
         self.now = now
+        self.staple = staple
     }
 }
 

@@ -6,12 +6,15 @@ import Foundation
 public final class DeployEngine: Sendable {
     private let locks: TargetLocks
     private let prober: any TLSProber
+    fileprivate let ocsp: OCSPFetcher
     /// Per-handshake timeout while verifying.
     private let probeTimeout: Duration
 
-    public init(locks: TargetLocks = .shared, prober: any TLSProber = OpenSSLTLSProber(), probeTimeout: Duration = .seconds(5)) {
+    public init(locks: TargetLocks = .shared, prober: any TLSProber = OpenSSLTLSProber(), ocsp: OCSPFetcher = OCSPFetcher(),
+                probeTimeout: Duration = .seconds(5)) {
         self.locks = locks
         self.prober = prober
+        self.ocsp = ocsp
         self.probeTimeout = probeTimeout
     }
 
@@ -26,7 +29,7 @@ public final class DeployEngine: Sendable {
         observe: (@Sendable (StepRecord) -> Void)? = nil
     ) async -> DeploymentResult {
         var run = DeployRun(request: request, observer: observe, engine: self)
-        if let failure = run.preflight() {
+        if let failure = await run.prepare() {
             return run.finish(.failed, failure)
         }
         run.log.begin(.lock)
@@ -52,8 +55,12 @@ private struct DeployRun {
     /// What each planned path held before we touched it (nil: it did not exist).
     var previous: [String: RemoteFile?] = [:]
     var backups: [String] = []
+    /// Paths this deploy changed or removed: what a rollback restores.
+    var touched: [String] = []
     var attention: [String] = []
     var dryRun = false
+    var plan = DeploymentPlan(files: [], stapling: StaplingDecision(mode: .none, reason: "not planned yet"))
+    var staple: OCSPStaple?
 
     init(request: DeployRequest, observer: (@Sendable (StepRecord) -> Void)?, engine: DeployEngine) {
         self.request = request
@@ -62,43 +69,114 @@ private struct DeployRun {
         self.log = StepLog(observer: observer, redactor: Redactor(secrets: secrets), now: request.options.now)
     }
 
-    var plan: DeploymentPlan { request.plan }
     var target: String { request.targetID }
 
     func failure(_ step: StepRecord.Name, _ message: String) -> DeployFailure {
         DeployFailure(targetID: target, step: step, message: log.redactor.redact(message))
     }
 
-    // MARK: Preflight (no I/O)
+    // MARK: Preflight, staple, plan
 
-    mutating func preflight() -> DeployFailure? {
+    /// Checks the bundle against the target, asks the OCSP responder, and makes the final plan.
+    mutating func prepare() async -> DeployFailure? {
         log.begin(.preflight)
         let info = request.bundle.info
-        if info.mustStaple, !plan.stapling.willStaple, !request.options.allowMustStapleWithoutStapling {
-            let message = "certificate \(info.shortDescription) is Must-Staple (TLS Feature status_request) but this target will not staple (\(plan.stapling.reason)); clients would reject it. Turn stapling on for the target, or deploy with allow_must_staple_without_stapling"
+        let draft: DeploymentPlan
+        do {
+            draft = try request.connector.plan(for: request.bundle, context: request.context)
+        } catch {
+            log.end(.failed, "\(error)")
+            return failure(.preflight, "the connector cannot plan this deploy: \(error)")
+        }
+        let mustStapleAllowed = request.options.allowMustStapleWithoutStapling
+        if info.mustStaple, !draft.stapling.willStaple, !mustStapleAllowed {
+            let message = "certificate \(info.shortDescription) is Must-Staple (TLS Feature status_request) but this target will not staple (\(draft.stapling.reason)); clients would reject it. Turn stapling on for the target, or deploy with allow_must_staple_without_stapling"
             log.end(.failed, message)
             return failure(.preflight, message)
+        }
+        var detail = "certificate \(info.shortDescription), not after \(ISO8601DateFormatter().string(from: info.notAfter)); stapling: \(draft.stapling.mode.rawValue) (\(draft.stapling.reason))"
+        if !request.bundle.notes.isEmpty { detail += "; " + request.bundle.notes.joined(separator: "; ") }
+        if info.mustStaple, !draft.stapling.willStaple {
+            detail += "; Must-Staple certificate deployed without stapling because the request allowed it"
+        }
+        log.end(request.bundle.notes.isEmpty ? .ok : .warning, detail)
+
+        if let refusal = await checkOCSP(draft: draft) { return refusal }
+
+        log.begin(.plan)
+        do {
+            var context = request.context
+            context.staple = staple
+            plan = staple == nil ? draft : try request.connector.plan(for: request.bundle, context: context)
+        } catch {
+            log.end(.failed, "\(error)")
+            return failure(.plan, "\(error)")
         }
         var seen = Set<String>()
         for file in plan.files {
             if let problem = RemotePath.problem(with: file.path) {
                 let message = "planned file \(file.path): \(problem)"
                 log.end(.failed, message)
-                return failure(.preflight, message)
+                return failure(.plan, message)
             }
             if !seen.insert(file.path).inserted {
                 let message = "plan writes \(file.path) twice"
                 log.end(.failed, message)
-                return failure(.preflight, message)
+                return failure(.plan, message)
             }
         }
-        var detail = "certificate \(info.shortDescription), not after \(ISO8601DateFormatter().string(from: info.notAfter)); stapling: \(plan.stapling.mode.rawValue) (\(plan.stapling.reason))"
-        let notes = request.bundle.notes + plan.notes
-        if !notes.isEmpty { detail += "; " + notes.joined(separator: "; ") }
-        if info.mustStaple, !plan.stapling.willStaple {
-            detail += "; Must-Staple certificate deployed without stapling because the request allowed it"
+        var planDetail = "\(plan.files.count) files: " + plan.files.map { "\($0.path) (\($0.role.rawValue), \($0.mode))" }.joined(separator: ", ")
+        if !plan.notes.isEmpty { planDetail += "; " + plan.notes.joined(separator: "; ") }
+        log.end(.ok, planDetail)
+        return nil
+    }
+
+    /// The OCSP rules: no URL → nothing to check; revoked → always refused; no valid answer → refused for a
+    /// Must-Staple leaf on a stapling target, otherwise a warning and no staple.
+    private mutating func checkOCSP(draft: DeploymentPlan) async -> DeployFailure? {
+        let info = request.bundle.info
+        guard request.options.checkOCSP else {
+            log.skip(.staple, "OCSP check turned off for this deploy")
+            return nil
         }
-        log.end(notes.isEmpty ? .ok : .warning, detail)
+        guard let url = info.ocspURL else {
+            log.skip(.staple, "the certificate has no AIA OCSP URL: no revocation check, no staple")
+            return nil
+        }
+        let mustServeStaple = info.mustStaple && draft.stapling.willStaple && !request.options.allowMustStapleWithoutStapling
+        log.begin(.staple)
+        let problem: String
+        if let issuer = request.bundle.issuerDER {
+            do {
+                let answer = try await engine.ocsp.fetch(url: url, leafDER: request.bundle.leafDER, issuerDER: issuer)
+                switch answer.status {
+                case .revoked:
+                    let message = "certificate \(info.shortDescription) is revoked according to \(url) (\(answer.summary)); refusing to deploy it"
+                    log.end(.failed, message)
+                    return failure(.staple, message)
+                case .good:
+                    if let stale = answer.problem(at: request.options.now()) {
+                        problem = "the response from \(url) is not usable: \(stale)"
+                    } else {
+                        staple = answer
+                        log.end(.ok, "OCSP \(url): \(answer.summary)" + (draft.stapling.mode == .stapleFile ? "; the staple is deployed with the certificate" : ""))
+                        return nil
+                    }
+                case .unknown:
+                    problem = "\(url) does not know this certificate (status unknown)"
+                }
+            } catch {
+                problem = "\(error)"
+            }
+        } else {
+            problem = "the chain holds no issuer certificate, so no OCSP request can be made"
+        }
+        if mustServeStaple {
+            let message = "certificate \(info.shortDescription) is Must-Staple and no valid OCSP response could be obtained (\(problem)); clients would reject it, so nothing was deployed"
+            log.end(.failed, message)
+            return failure(.staple, message)
+        }
+        log.end(.warning, "deploying without a staple: \(problem)")
         return nil
     }
 
@@ -121,39 +199,57 @@ private struct DeployRun {
     }
 
     private mutating func applyConnected(_ host: any RemoteHost) async -> DeploymentResult {
-        // Compare: idempotency by content and mode.
+        // Compare: idempotency by content and mode; a still-fresh staple on the target counts as current.
         log.begin(.compare)
         var changed: [PlannedFile] = []
+        var removals: [String] = []
+        var keptStaple = false
         do {
-            for file in plan.files {
+            for index in plan.files.indices {
+                let file = plan.files[index]
                 let current = try await host.readFile(at: file.path)
                 previous[file.path] = .some(current)
+                if let current, file.role == .staple, current.mode == file.mode, current.contents != file.contents, stapleStillFresh(current.contents) {
+                    plan.files[index].contents = current.contents
+                    keptStaple = true
+                    continue
+                }
                 if current?.contents != file.contents || current?.mode != file.mode {
                     changed.append(file)
                 }
+            }
+            for path in plan.removals {
+                let current = try await host.readFile(at: path)
+                previous[path] = .some(current)
+                if current != nil { removals.append(path) }
             }
         } catch {
             log.end(.failed, "\(error)")
             return finish(.failed, failure(.compare, "cannot read current files: \(error)"))
         }
-        if changed.isEmpty, !request.options.force {
-            log.end(.ok, "all \(plan.files.count) files already match (SHA-256 and mode); nothing to write, no reload")
+        if request.options.force { changed = plan.files }
+        let stapleNote = keptStaple ? "; the staple on the target is still fresh and is kept" : ""
+        if changed.isEmpty, removals.isEmpty {
+            log.end(.ok, "all \(plan.files.count) files already match (SHA-256 and mode); nothing to write, no reload" + stapleNote)
             return finish(.unchanged, nil)
         }
-        let changeList = changed.map(\.path).joined(separator: ", ")
-        log.end(.ok, changed.isEmpty ? "forced: rewriting \(plan.files.count) files that already match" : "\(changed.count) of \(plan.files.count) files differ: \(changeList)")
+        var differences = changed.map(\.path)
+        differences += removals.map { "\($0) (to remove)" }
+        log.end(.ok, (request.options.force ? "forced: rewriting all \(plan.files.count) files" : "\(differences.count) of \(plan.files.count + plan.removals.count) paths differ: \(differences.joined(separator: ", "))") + stapleNote)
+        touched = changed.map(\.path) + removals
 
         if request.options.dryRun {
             dryRun = true
-            log.skip(.write, "dry run: would write \(plan.files.map(\.path).joined(separator: ", "))"
+            log.skip(.write, "dry run: would write \(changed.map(\.path).joined(separator: ", "))"
+                + (removals.isEmpty ? "" : "; remove \(removals.joined(separator: ", "))")
                 + (plan.validateCommand.map { "; validate with `\($0)`" } ?? "")
-                + (plan.reloadCommand.map { "; reload with `\($0)`" } ?? ""))
+                + (plan.hotUpdate != nil ? "; activate through the runtime API" : plan.reloadCommand.map { "; reload with `\($0)`" } ?? ""))
             return finish(.succeeded, nil)
         }
 
         // Backup: copies beside the live files, for the operator (rollback restores from memory).
         let stamp = Self.backupStamp(request.options.now())
-        let existing = plan.files.compactMap { file in previous[file.path].flatMap { $0 }.map { (file.path, $0) } }
+        let existing = touched.compactMap { path in previous[path].flatMap { $0 }.map { (path, $0) } }
         if existing.isEmpty {
             log.skip(.backup, "no existing files to back up")
         } else {
@@ -174,27 +270,29 @@ private struct DeployRun {
             }
         }
 
-        // Write: each file to a temp name in its own directory, with its final mode, fsynced.
+        // Write: each changed file to a temp name in its own directory, with its final mode, fsynced.
         log.begin(.write)
         var moves: [FileMove] = []
         do {
-            for file in plan.files {
+            for file in changed {
                 let temporary = "\(file.path).certdeploy-tmp.\(Self.randomSuffix())"
                 moves.append(FileMove(from: temporary, to: file.path))
                 try await host.writeFile(at: temporary, contents: file.contents, mode: file.mode, owner: file.owner, group: file.group)
             }
-            log.end(.ok, "wrote \(moves.count) temporary files (" + plan.files.map { "\($0.path) \($0.mode)" }.joined(separator: ", ") + ")")
+            log.end(.ok, "wrote \(moves.count) temporary files (" + changed.map { "\($0.path) \($0.mode)" }.joined(separator: ", ") + ")")
         } catch {
             log.end(.failed, "\(error)")
             try? await host.removeFiles(moves.map(\.from))
             return finish(.failed, failure(.write, "\(error); temporary files removed, live files untouched"))
         }
 
-        // Activate: rename over the live paths.
+        // Activate: rename over the live paths (in plan order: a file that switches a set goes last),
+        // then remove what must no longer exist.
         log.begin(.activate)
         do {
             try await host.move(moves)
-            log.end(.ok, "renamed \(moves.count) files into place")
+            try await host.removeFiles(removals)
+            log.end(.ok, "renamed \(moves.count) files into place" + (removals.isEmpty ? "" : ", removed \(removals.joined(separator: ", "))"))
         } catch {
             log.end(.failed, "\(error)")
             try? await host.removeFiles(moves.map(\.from))
@@ -218,8 +316,19 @@ private struct DeployRun {
             log.skip(.validate, "connector has no validate command for this target")
         }
 
-        // Reload.
-        if let reload = plan.reloadCommand {
+        // Reload, or hot update through the vendor's runtime API.
+        if let hotUpdate = plan.hotUpdate {
+            log.begin(.reload)
+            let files = Dictionary(plan.files.map { ($0.path, $0.contents) }, uniquingKeysWith: { $1 })
+            switch await runRuntimeCommands(hotUpdate.commands(files), hotUpdate, on: host) {
+            case .success(let detail):
+                log.end(.ok, "hot update through the runtime API at \(hotUpdate.host):\(hotUpdate.port): \(detail)")
+            case .failure(let problem):
+                _ = await runRuntimeCommands(hotUpdate.abort, hotUpdate, on: host)
+                log.end(.failed, problem.message + "; update aborted")
+                return await rollBack(host, after: failure(.reload, problem.message), reload: false)
+            }
+        } else if let reload = plan.reloadCommand {
             log.begin(.reload, command: reload)
             switch await runCommand(reload, on: host) {
             case .success(let result) where result.exitStatus == 0:
@@ -243,14 +352,40 @@ private struct DeployRun {
                 log.end(.ok, detail)
             case .failure(let mismatch):
                 log.end(.failed, mismatch.message)
-                return await rollBack(host, after: failure(.verify, mismatch.message), reload: plan.reloadCommand != nil)
+                return await rollBack(host, after: failure(.verify, mismatch.message), reload: plan.reloadCommand != nil || plan.hotUpdate != nil)
             }
         } else {
             log.skip(.verify, "no verify endpoint configured")
         }
 
-        await pruneBackups(host)
+        await cleanUp(host)
         return finish(.succeeded, nil)
+    }
+
+    /// A staple already on the target for this leaf that is good and not yet halfway to its nextUpdate.
+    private func stapleStillFresh(_ der: [UInt8]) -> Bool {
+        guard let issuer = request.bundle.issuerDER,
+              let current = try? OCSPStaple.check(der: der, leafDER: request.bundle.leafDER, issuerDER: issuer),
+              current.problem(at: request.options.now()) == nil, let nextUpdate = current.nextUpdate else { return false }
+        let halfLife = current.thisUpdate.addingTimeInterval(nextUpdate.timeIntervalSince(current.thisUpdate) / 2)
+        return request.options.now() < halfLife
+    }
+
+    private func runRuntimeCommands(_ commands: [RuntimeCommand], _ hotUpdate: HotUpdatePlan, on host: any RemoteHost) async -> Result<String, VerifyMismatch> {
+        var done: [String] = []
+        for command in commands {
+            do {
+                let answer = try await host.exchange(host: hotUpdate.host, port: hotUpdate.port, payload: Array(command.payload.utf8), timeout: .seconds(15))
+                let text = String(decoding: answer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard command.successMarkers.contains(where: { text.contains($0) }) else {
+                    return .failure(VerifyMismatch(message: "runtime API refused `\(command.summary)`: \(log.redactor.redact(String(text.prefix(300))))"))
+                }
+                done.append(command.summary)
+            } catch {
+                return .failure(VerifyMismatch(message: "runtime API `\(command.summary)` failed: \(error)"))
+            }
+        }
+        return .success(done.joined(separator: "; "))
     }
 
     private func runCommand(_ command: RemoteCommand, on host: any RemoteHost) async -> Result<CommandResult, any Error> {
@@ -275,6 +410,22 @@ private struct DeployRun {
             do {
                 let seen = try await engine.probe(endpoint, requestStaple: plan.stapling.willStaple)
                 if seen.leafSHA256 == expected {
+                    // A staple-file target must staple what we deployed (checked, not just present).
+                    if plan.stapling.mode == .stapleFile, let staple, let issuer = request.bundle.issuerDER {
+                        guard let served = seen.stapleDER else {
+                            matches = 0
+                            lastProblem = "the new leaf is served without an OCSP staple"
+                            try await Task.sleep(for: delay)
+                            continue
+                        }
+                        let servedStaple = try OCSPStaple.check(der: served, leafDER: request.bundle.leafDER, issuerDER: issuer)
+                        if servedStaple.status != .good || servedStaple.thisUpdate < staple.thisUpdate {
+                            matches = 0
+                            lastProblem = "the served staple is \(servedStaple.summary), not the one deployed"
+                            try await Task.sleep(for: delay)
+                            continue
+                        }
+                    }
                     matches += 1
                     stapled = stapled || seen.stapleDER != nil
                     if matches >= endpoint.consecutiveMatches {
@@ -299,26 +450,27 @@ private struct DeployRun {
         }
     }
 
-    /// Puts every planned path back to what it held before (or removes it if it did not exist), then
-    /// reloads when the vendor had already been reloaded.
+
+    /// Puts every touched path back to what it held before (or removes it if it did not exist), then
+    /// re-activates when the vendor had already picked up the new files.
     private mutating func rollBack(_ host: any RemoteHost, after cause: DeployFailure, reload: Bool) async -> DeploymentResult {
         log.begin(.rollback)
         var problems: [String] = []
         var restoreMoves: [FileMove] = []
         var toRemove: [String] = []
-        for file in plan.files {
-            guard let old = previous[file.path] else { continue }
+        for path in touched {
+            guard let old = previous[path] else { continue }
             if let old {
-                let temporary = "\(file.path).certdeploy-tmp.\(Self.randomSuffix())"
+                let temporary = "\(path).certdeploy-tmp.\(Self.randomSuffix())"
                 do {
                     try await host.writeFile(at: temporary, contents: old.contents, mode: old.mode,
                                              owner: old.ownerID.map(String.init), group: old.groupID.map(String.init))
-                    restoreMoves.append(FileMove(from: temporary, to: file.path))
+                    restoreMoves.append(FileMove(from: temporary, to: path))
                 } catch {
-                    problems.append("\(file.path): could not write its previous contents (\(error))")
+                    problems.append("\(path): could not write its previous contents (\(error))")
                 }
             } else {
-                toRemove.append(file.path)
+                toRemove.append(path)
             }
         }
         do {
@@ -332,16 +484,24 @@ private struct DeployRun {
         } catch {
             problems.append("removing new files \(toRemove.joined(separator: ", ")) failed: \(error)")
         }
-        if reload, let command = plan.reloadCommand {
+        var reactivated = ""
+        if reload, let hotUpdate = plan.hotUpdate, plan.files.allSatisfy({ previous[$0.path].flatMap { $0 } != nil }) {
+            // The runtime serves the new set: push the old one back the same way.
+            let oldFiles = Dictionary(plan.files.compactMap { file in previous[file.path].flatMap { $0 }.map { (file.path, $0.contents) } }, uniquingKeysWith: { $1 })
+            switch await runRuntimeCommands(hotUpdate.commands(oldFiles), hotUpdate, on: host) {
+            case .success: reactivated = " and pushed the previous certificate through the runtime API"
+            case .failure(let problem): problems.append("hot update back to the previous certificate failed: \(problem.message)")
+            }
+        } else if reload, let command = plan.reloadCommand {
             switch await runCommand(command, on: host) {
-            case .success(let result) where result.exitStatus == 0: break
+            case .success(let result) where result.exitStatus == 0: reactivated = " and reloaded"
             case .success(let result): problems.append("reload after restore (`\(command)`) exited \(result.exitStatus): \(result.outputTail(limit: 512))")
             case .failure(let error): problems.append("reload after restore (`\(command)`) failed: \(error)")
             }
         }
         let restored = restoreMoves.map(\.to) + toRemove
         if problems.isEmpty {
-            log.end(.ok, "restored \(restored.joined(separator: ", "))" + (reload && plan.reloadCommand != nil ? " and reloaded" : ""))
+            log.end(.ok, "restored \(restored.joined(separator: ", "))" + reactivated)
             return finish(.rolledBack, cause)
         }
         attention = problems + backups.map { "backup: \($0)" }
@@ -349,30 +509,40 @@ private struct DeployRun {
         return finish(.rollbackFailed, cause)
     }
 
-    private mutating func pruneBackups(_ host: any RemoteHost) async {
-        guard !backups.isEmpty else { return }
+    /// Prunes old backups (keeping `backupRetention` per file) and old generations named by the plan's rules.
+    private mutating func cleanUp(_ host: any RemoteHost) async {
+        var rules = plan.retention
+        for path in touched where previous[path].flatMap({ $0 }) != nil {
+            // Backups are never the live generation, so keeping N of them means a rule of N + 1.
+            rules.append(RetentionRule(directory: RemotePath.directory(of: path), prefix: RemotePath.basename(of: path) + ".certdeploy-bak.",
+                                       keep: max(request.options.backupRetention, 1) + 1))
+        }
+        guard !rules.isEmpty else { return }
         log.begin(.cleanup)
+        let planned = Set(plan.files.map(\.path))
         var removed: [String] = []
         do {
-            for file in plan.files where previous[file.path].flatMap({ $0 }) != nil {
-                let directory = RemotePath.directory(of: file.path)
-                let prefix = RemotePath.basename(of: file.path) + ".certdeploy-bak."
-                let existing = try await host.listDirectory(directory).filter { $0.hasPrefix(prefix) }.sorted()
-                let excess = existing.dropLast(max(request.options.backupRetention, 1))
-                let paths = excess.map { directory == "/" ? "/\($0)" : "\(directory)/\($0)" }
-                try await host.removeFiles(paths)
-                removed += paths
+            for rule in rules {
+                let entries = try await host.listDirectory(rule.directory)
+                    .filter { $0.name.hasPrefix(rule.prefix) }
+                    .map { (path: rule.directory == "/" ? "/\($0.name)" : "\(rule.directory)/\($0.name)", modified: $0.modified) }
+                    .filter { !planned.contains($0.path) }
+                    .sorted { ($0.modified, $0.path) > ($1.modified, $1.path) }
+                // `keep` counts the live generation, which the plan writes and the filter above left out.
+                let excess = entries.dropFirst(max(rule.keep - 1, 0)).map(\.path)
+                try await host.removeFiles(excess)
+                removed += excess
             }
-            log.end(.ok, removed.isEmpty ? "kept all backups (retention \(request.options.backupRetention))" : "pruned \(removed.count) old backups")
+            log.end(.ok, removed.isEmpty ? "nothing to prune (keeping \(request.options.backupRetention) backups per file)" : "pruned \(removed.count) old files: \(removed.joined(separator: ", "))")
         } catch {
-            log.end(.warning, "could not prune old backups: \(error)")
+            log.end(.warning, "could not prune old files: \(error)")
         }
     }
 
     func finish(_ outcome: DeploymentOutcome, _ failure: DeployFailure?) -> DeploymentResult {
         DeploymentResult(
             targetID: target, outcome: outcome, steps: log.steps, failure: failure, attention: attention,
-            certificateSHA256: request.bundle.leafSHA256, backups: backups, stapling: plan.stapling,
+            certificateSHA256: request.bundle.leafSHA256, backups: backups, stapling: plan.stapling, staple: staple,
             connectionsOpened: connections, dryRun: dryRun
         )
     }

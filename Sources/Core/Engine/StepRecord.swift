@@ -3,7 +3,7 @@ import Foundation
 /// One stage of a deploy, as recorded for the operator. Never holds secrets.
 public struct StepRecord: Sendable, Codable, Equatable {
     public enum Name: String, Sendable, Codable, CaseIterable {
-        case preflight, plan, lock, connect, compare, backup, write, activate, validate, reload, verify, rollback, cleanup
+        case preflight, staple, plan, lock, connect, compare, backup, write, activate, validate, reload, verify, rollback, cleanup
     }
 
     public enum Outcome: String, Sendable, Codable {
@@ -75,6 +75,8 @@ public struct DeploymentResult: Sendable, Codable {
     /// Backup files left on the target by this deploy.
     public var backups: [String]
     public var stapling: StaplingDecision?
+    /// The OCSP response checked at preflight (and deployed, for staple-file connectors).
+    public var staple: OCSPStaple?
     /// SSH (or API) connections this deploy opened.
     public var connectionsOpened: Int
     /// The deploy ran with `dryRun`: nothing was written.
@@ -91,14 +93,18 @@ public struct DeployOptions: Sendable {
     public var allowMustStapleWithoutStapling: Bool
     /// Backups kept per file (older ones are pruned).
     public var backupRetention: Int
+    /// Ask the leaf's OCSP responder before deploying: a revoked leaf is refused, and the response is the
+    /// staple for connectors that serve staples from a file.
+    public var checkOCSP: Bool
     public var now: @Sendable () -> Date
 
     public init(force: Bool = false, dryRun: Bool = false, allowMustStapleWithoutStapling: Bool = false, backupRetention: Int = 3,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                checkOCSP: Bool = true, now: @escaping @Sendable () -> Date = { Date() }) {
         self.force = force
         self.dryRun = dryRun
         self.allowMustStapleWithoutStapling = allowMustStapleWithoutStapling
         self.backupRetention = backupRetention
+        self.checkOCSP = checkOCSP
         self.now = now
     }
 }

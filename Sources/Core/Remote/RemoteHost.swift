@@ -36,6 +36,17 @@ public struct CommandResult: Sendable {
     }
 }
 
+/// A name in a directory listing.
+public struct RemoteDirectoryEntry: Sendable, Equatable {
+    public var name: String
+    public var modified: Date
+
+    public init(name: String, modified: Date) {
+        self.name = name
+        self.modified = modified
+    }
+}
+
 /// One atomic replace: `from` is renamed over `to` (same directory, so rename(2) is atomic).
 public struct FileMove: Sendable, Equatable {
     public var from: String
@@ -62,10 +73,13 @@ public protocol RemoteHost: Sendable {
     func move(_ moves: [FileMove]) async throws
     /// Removes files; a missing file is not an error.
     func removeFiles(_ paths: [String]) async throws
-    /// Names in a directory (no "." or "..").
-    func listDirectory(_ path: String) async throws -> [String]
+    /// Entries of a directory (no "." or ".."), with modification times.
+    func listDirectory(_ path: String) async throws -> [RemoteDirectoryEntry]
     /// Runs an argv command (quoted for the remote shell by the transport).
     func run(_ argv: [String], timeout: Duration) async throws -> CommandResult
+    /// Sends `payload` to a TCP endpoint as seen from the target (a loopback admin socket) and returns
+    /// everything it answers until it closes the connection.
+    func exchange(host: String, port: Int, payload: [UInt8], timeout: Duration) async throws -> [UInt8]
     /// Ends the session; safe to call twice.
     func close() async
 }

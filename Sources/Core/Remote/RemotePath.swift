@@ -36,7 +36,8 @@ public struct FileMode: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// "0600" or "600".
     public init?(octal: String) {
-        guard (3...4).contains(octal.count), let value = UInt32(octal, radix: 8), value <= 0o7777 else { return nil }
+        guard (3...4).contains(octal.count), octal.allSatisfy({ ("0"..."7").contains($0) }),
+              let value = UInt32(octal, radix: 8), value <= 0o7777 else { return nil }
         self.rawValue = value
     }
 
@@ -74,6 +75,10 @@ public enum ShellQuoting {
     }
 
     public static func commandLine(_ argv: [String]) -> String {
-        argv.map(quote).joined(separator: " ")
+        argv.enumerated().map { index, argument in
+            // An unquoted first word `NAME=value` is a variable assignment to the shell, not the command.
+            let quoted = quote(argument)
+            return index == 0 && quoted == argument && argument.contains("=") ? "'\(argument)'" : quoted
+        }.joined(separator: " ")
     }
 }
