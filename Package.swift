@@ -63,12 +63,14 @@ let package = Package(
 
         // Connectors: each imports Core only.
         .target(name: "NginxConnector", dependencies: ["Core"], path: "Sources/Connectors/Nginx"),
+        .target(name: "ApacheConnector", dependencies: ["Core"], path: "Sources/Connectors/Apache"),
+        .target(name: "HAProxyConnector", dependencies: ["Core"], path: "Sources/Connectors/HAProxy"),
 
         // The executable: CLI + the built-in registry list.
         .executableTarget(
             name: "certdeploy",
             dependencies: [
-                "Core", "SSHTransport", "NginxConnector",
+                "Core", "SSHTransport", "NginxConnector", "ApacheConnector", "HAProxyConnector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -95,6 +97,13 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
 
+        // Shared by connector tests: sshd + CA + OCSP responder + deploy through the real engine.
+        .target(
+            name: "ConnectorTestSupport",
+            dependencies: ["Core", "SSHTransport", "TestSupport"],
+            path: "Tests/ConnectorTestSupport"
+        ),
+
         .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"], path: "Tests/CoreTests"),
         .testTarget(name: "SSHTests", dependencies: ["SSHTransport", "Core", "TestSupport"], path: "Tests/SSHTests"),
         .testTarget(
@@ -102,6 +111,8 @@ let package = Package(
             dependencies: ["NginxConnector", "SSHTransport", "Core", "TestSupport"],
             path: "Tests/NginxTests"
         ),
+        .testTarget(name: "ApacheTests", dependencies: ["ApacheConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/ApacheTests"),
+        .testTarget(name: "HAProxyTests", dependencies: ["HAProxyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/HAProxyTests"),
         .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]

@@ -45,6 +45,22 @@ public struct PresentedHostKey: Sendable, Equatable {
 
 /// Checks a presented host key against a policy. Strict by default: no policy, no connection.
 enum HostKeyVerifier {
+    /// Host key algorithms libssh2 1.10 can verify, strongest first.
+    static let supportedTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"]
+
+    /// The order to ask the server for host key types: types listed for this host in the known_hosts
+    /// file first (so the server shows the key the file has), then the rest; Ed25519 first otherwise,
+    /// matching `ssh-keyscan -t ed25519` pins.
+    static func preference(policy: HostKeyPolicy, host: String, port: Int) -> [String] {
+        var preferred: [String] = []
+        if let file = policy.knownHostsFile, let text = try? String(contentsOfFile: file, encoding: .utf8) {
+            for entry in KnownHosts.entries(in: text, host: host, port: port) where supportedTypes.contains(entry.type) && !preferred.contains(entry.type) {
+                preferred.append(entry.type)
+            }
+        }
+        return preferred + supportedTypes.filter { !preferred.contains($0) }
+    }
+
     static func verify(_ key: PresentedHostKey, host: String, port: Int, policy: HostKeyPolicy, endpoint: String) throws(RemoteError) {
         if let pinned = policy.pinnedFingerprint {
             let expected = pinned.hasSuffix("=") ? String(pinned.reversed().drop { $0 == "=" }.reversed()) : pinned

@@ -16,7 +16,8 @@ public struct SSHConnector: Sendable {
         do {
             let hostKey: PresentedHostKey = try await withTaskCancellationHandler {
                 try await pool.run {
-                    let presented = try session.connect(deadline: connectDeadline)
+                    let preference = HostKeyVerifier.preference(policy: target.hostKeyPolicy, host: target.host, port: target.port)
+                    let presented = try session.connect(hostKeyPreference: preference, deadline: connectDeadline)
                     let key = PresentedHostKey(blob: presented.key, libssh2Type: presented.type)
                     // Strict: the key is checked before any credential is sent.
                     try HostKeyVerifier.verify(key, host: target.host, port: target.port, policy: target.hostKeyPolicy, endpoint: session.endpoint)

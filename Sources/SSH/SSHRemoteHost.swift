@@ -207,9 +207,15 @@ public final class SSHRemoteHost: RemoteHost {
         return try await blocking { try $0.exec(commandLine, stdoutLimit: 64 * 1024, deadline: deadline) }
     }
 
+    public var connectionDetail: String {
+        "host key \(hostKey.type) \(hostKey.fingerprint), file transfer \(fileAccessDescription)"
+    }
+
     public func close() async {
         if case .exec(_, true, let staging?) = access {
-            _ = try? await run(["rm", "-rf", "--", staging], timeout: .seconds(5))
+            // The SSH user made the staging directory (mktemp ran without sudo), so it removes it without sudo too.
+            let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+            _ = try? await blocking { try $0.exec(ShellQuoting.commandLine(["rm", "-rf", "--", staging]), stdoutLimit: 4096, deadline: deadline) }
         }
         let session = self.session
         _ = try? await pool.run { session.disconnect() }

@@ -122,7 +122,7 @@ final class SSHSession: @unchecked Sendable {
     // MARK: Connect, handshake, host key
 
     /// TCP connect and SSH handshake; returns the server's host key blob and type.
-    func connect(deadline: ContinuousClock.Instant) throws -> (key: [UInt8], type: Int32) {
+    func connect(hostKeyPreference: [String], deadline: ContinuousClock.Instant) throws -> (key: [UInt8], type: Int32) {
         precondition(libssh2Initialised, "libssh2_init failed")
         try lock.withLock { () throws in
             socket = try Self.tcpConnect(host: host, port: port, deadline: deadline, describe: { self.error($0, "connect", $1) })
@@ -134,6 +134,8 @@ final class SSHSession: @unchecked Sendable {
             // OpenSSH's default sntrup761x25519 costs ~100 ms of CPU a connection; curve25519 a few ms.
             _ = libssh2_session_method_pref(created, LIBSSH2_METHOD_KEX,
                 "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,diffie-hellman-group14-sha256,diffie-hellman-group16-sha512")
+            // Ask for the host key type the operator pinned or listed, not whatever libssh2 prefers (ECDSA).
+            _ = libssh2_session_method_pref(created, LIBSSH2_METHOD_HOSTKEY, hostKeyPreference.joined(separator: ","))
             let fd = socket
             do {
                 try retry("handshake", deadline: deadline) { libssh2_session_handshake(created, fd) }

@@ -1,10 +1,14 @@
 import Core
+import ApacheConnector
+import HAProxyConnector
 import NginxConnector
 
 /// The one list of connectors built into this binary. Adding a vendor adds one line here.
 enum BuiltinConnectors {
     static let all: [any DeploymentTarget.Type] = [
         NginxConnector.self,
+        ApacheConnector.self,
+        HAProxyConnector.self,
     ]
 
     static func registry() throws -> ConnectorRegistry {

@@ -38,6 +38,9 @@ struct DeployCommand: AsyncParsableCommand {
     @Flag(help: "Deploy a Must-Staple certificate to a target that will not staple it.")
     var allowMustStapleWithoutStapling = false
 
+    @Flag(name: .customLong("no-ocsp-check"), help: "Do not ask the OCSP responder before deploying (no revocation check, no staple file).")
+    var skipOCSPCheck = false
+
     @Option(help: "Backups to keep per file.")
     var backups = 3
 
@@ -104,10 +107,11 @@ struct DeployCommand: AsyncParsableCommand {
         let request = DeployRequest(
             targetID: target.name, bundle: bundle, connector: configured,
             context: PlanContext(targetID: target.name, transportHost: target.ssh.host),
-            options: DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups),
+            options: DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups,
+                                   checkOCSP: !skipOCSPCheck),
             secrets: target.ssh.secrets)
         if output == .text {
-            print("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(target.ssh.user)@\(target.ssh.host):\(target.ssh.port))")
+            StepPrinter.line("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(target.ssh.user)@\(target.ssh.host):\(target.ssh.port))")
         }
         let printer: (@Sendable (StepRecord) -> Void)? = output == .text ? StepPrinter.print : nil
         let ssh = target.ssh

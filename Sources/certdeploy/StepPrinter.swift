@@ -18,18 +18,26 @@ enum StepPrinter {
         if let output = step.outputTail, step.outcome == .failed {
             line += "\n" + output.split(separator: "\n").suffix(8).map { "         | \($0)" }.joined(separator: "\n")
         }
-        // Unbuffered, so steps appear as they happen even when stdout is a pipe.
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        Self.line(line)
+    }
+
+    /// Unbuffered, so lines appear as they happen (and in order) even when stdout is a pipe.
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
     static func summary(_ result: DeploymentResult) {
-        Swift.print("Outcome: \(result.outcome.rawValue)" + (result.dryRun ? " (dry run)" : ""))
+        for snippet in result.snippets where snippet.path == nil && result.outcome.isSuccess {
+            line("Snippet (\(snippet.name)) — not written, place it \(snippet.placement):")
+            line(snippet.contents.split(separator: "\n", omittingEmptySubsequences: false).map { "    \($0)" }.joined(separator: "\n"))
+        }
+        line("Outcome: \(result.outcome.rawValue)" + (result.dryRun ? " (dry run)" : ""))
         if let failure = result.failure {
-            Swift.print("Reason: \(failure)")
+            line("Reason: \(failure)")
         }
         if !result.attention.isEmpty {
-            Swift.print("Operator action needed:")
-            for item in result.attention { Swift.print("  - \(item)") }
+            line("Operator action needed:")
+            for item in result.attention { line("  - \(item)") }
         }
     }
 }

@@ -149,6 +149,27 @@ final class SSHTransportTests: XCTestCase {
         XCTAssertFalse(sshd.log().contains("Accepted publickey"))
     }
 
+    func testServerWithSeveralHostKeysShowsTheTypeThatWasPinnedOrListed() async throws {
+        // A stock server has ECDSA, Ed25519 (and RSA) host keys; libssh2 would ask for ECDSA first.
+        let ecdsaHostKey = directory.file("host_ecdsa")
+        try ProcessRunner.runChecked("/usr/bin/ssh-keygen", ["-q", "-t", "ecdsa", "-N", "", "-f", ecdsaHostKey])
+        let sshd = try SSHServer.start(options: .init(extraConfig: ["HostKey \(ecdsaHostKey)"]))
+        let key = try SSHServer.generateUserKey(type: "ed25519", in: directory)
+        try sshd.authorize(key)
+        // Pinned Ed25519 fingerprint (as `ssh-keyscan -t ed25519 | ssh-keygen -lf -` gives).
+        let pinned = try await SSHConnector().connect(target(sshd, key: key))
+        XCTAssertEqual(pinned.hostKey.type, "ssh-ed25519")
+        await pinned.close()
+        // A known_hosts file that lists only the ECDSA key.
+        let ecdsaLine = try String(contentsOfFile: ecdsaHostKey + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        var viaFile = target(sshd, key: key)
+        viaFile.hostKeyFingerprint = nil
+        viaFile.knownHostsFile = try directory.write("known_hosts_ecdsa", "[127.0.0.1]:\(sshd.port) \(ecdsaLine)\n")
+        let listed = try await SSHConnector().connect(viaFile)
+        XCTAssertEqual(listed.hostKey.type, "ecdsa-sha2-nistp256")
+        await listed.close()
+    }
+
     func testTrustOnFirstUseReportsTheKeySeen() async throws {
         let sshd = try SSHServer.start()
         let key = try SSHServer.generateUserKey(type: "ed25519", in: directory)

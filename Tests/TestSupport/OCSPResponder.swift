@@ -79,6 +79,17 @@ public final class OCSPResponder: Sendable {
         return OCSPResponder(server: server, config: config)
     }
 
+    /// Starts a responder for the files `TestCertificateAuthority.writeFiles(to:)` returned
+    /// (index, ocsp.pem, ocsp.key; issuer: the intermediate).
+    public static func start(
+        caFiles: (root: String, intermediate: String, ocspCert: String, ocspKey: String, index: String),
+        validityMinutes: Int? = nil
+    ) throws -> OCSPResponder {
+        try start(
+            indexPath: caFiles.index, responderCertPath: caFiles.ocspCert, responderKeyPath: caFiles.ocspKey,
+            issuerCertPath: caFiles.intermediate, validityMinutes: validityMinutes)
+    }
+
     /// The current mode.
     public var mode: Mode { server.mode }
 

@@ -15,28 +15,10 @@ extension NginxConnector {
         public var reloadCommand: [String]
         public var stapling: Stapling
         public var resolver: [String]?
-        public var verify: Verify
+        public var verify: ConnectorKit.VerifyConfig
 
         public enum Stapling: String, Codable, Sendable { case auto, off }
-
-        public struct Verify: Codable, Sendable, Equatable {
-            public var enabled: Bool
-            public var host: String?
-            public var port: Int
-            public var serverName: String?
-            public var timeoutSeconds: Int
-            public var consecutiveMatches: Int
-        }
     }
-
-    static let verifyFields: [ConfigField] = [
-        ConfigField("enabled", .boolean, default: .bool(true), "Prove by TLS handshake that the new leaf is served; roll back if not."),
-        ConfigField("host", .string, "Host to handshake with. Default: the SSH host."),
-        ConfigField("port", .integer(minimum: 1, maximum: 65535), default: .number(443), "TLS port."),
-        ConfigField("serverName", .string, "SNI to send. Default: the certificate's first DNS name."),
-        ConfigField("timeoutSeconds", .integer(minimum: 1, maximum: 600), default: .number(20), "How long to keep trying before rolling back."),
-        ConfigField("consecutiveMatches", .integer(minimum: 1, maximum: 20), default: .number(3), "Handshakes in a row that must serve the new leaf (old workers answer for a moment after a reload)."),
-    ]
 
     static let fields: [ConfigField] = [
         ConfigField("certificatePath", .absolutePath, required: true, "Where `ssl_certificate` points. certdeploy writes the leaf followed by the chain here (nginx sends the whole file)."),
@@ -51,6 +33,6 @@ extension NginxConnector {
         ConfigField("reloadCommand", .argv, default: .array([.string("nginx"), .string("-s"), .string("reload")]), "Reload, as argv. Failure rolls back and reloads again."),
         ConfigField("stapling", .choice(["auto", "off"]), default: .string("auto"), "`auto`: emit stapling directives when the leaf has an OCSP URL. `off`: never."),
         ConfigField("resolver", .stringArray, "DNS resolvers for nginx to reach the OCSP responder (`resolver` directive)."),
-        ConfigField("verify", .object(verifyFields), "Post-deploy TLS verification."),
+        ConnectorKit.verifyField(),
     ]
 }

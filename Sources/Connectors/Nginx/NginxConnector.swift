@@ -28,26 +28,11 @@ public enum NginxConnector: DeploymentTarget {
     )
 
     public static func validate(_ config: Config) -> [ConfigIssue] {
-        var issues: [ConfigIssue] = []
-        let paths = [("certificatePath", config.certificatePath), ("keyPath", config.keyPath), ("chainPath", config.chainPath), ("snippetPath", config.snippetPath)]
-            .compactMap { name, path in path.map { (name, $0) } }
-        var seen: [String: String] = [:]
-        for (name, path) in paths {
-            if let other = seen[path] {
-                issues.append(ConfigIssue(pointer: "/\(name)", message: "is the same file as \(other)"))
-            }
-            seen[path] = name
-            // The snippet names these paths unquoted: a space, `;`, `{`, `}` or `$` would split or change the directive.
-            if path.contains(where: { $0.isWhitespace || ";{}$\\\"'".contains($0) }) {
-                issues.append(ConfigIssue(pointer: "/\(name)", message: "must not contain whitespace or any of ; { } $ \\ \" ' (nginx config syntax)"))
-            }
-        }
-        if config.keyMode.rawValue & 0o007 != 0 {
-            issues.append(ConfigIssue(pointer: "/keyMode", message: "\(config.keyMode) lets every user read the private key; use 0600 or 0640 with a group"))
-        }
-        if config.keyMode.rawValue & 0o070 != 0, config.group == nil {
-            issues.append(ConfigIssue(pointer: "/keyMode", message: "\(config.keyMode) gives a group access to the key; name that group in `group`"))
-        }
+        let paths: [(field: String, path: String?)] = [
+            ("certificatePath", config.certificatePath), ("keyPath", config.keyPath), ("chainPath", config.chainPath), ("snippetPath", config.snippetPath),
+        ]
+        var issues = ConnectorKit.distinctPaths(paths) + ConnectorKit.configSafePaths(paths, syntax: "nginx config")
+        issues += ConnectorKit.keyModeIssues(config.keyMode, group: config.group)
         if let resolvers = config.resolver, resolvers.contains(where: { $0.isEmpty || $0.contains(where: { $0 == ";" || $0.isWhitespace }) }) {
             issues.append(ConfigIssue(pointer: "/resolver", message: "each resolver must be one address without spaces or ';'"))
         }
@@ -86,13 +71,7 @@ public enum NginxConnector: DeploymentTarget {
     }
 
     static func staplingDecision(bundle: CertificateBundle, config: Config) -> StaplingDecision {
-        if config.stapling == .off {
-            return StaplingDecision(mode: .none, reason: "stapling is turned off in the target config")
-        }
-        guard let url = bundle.info.ocspURL else {
-            return StaplingDecision(mode: .none, reason: "the certificate has no AIA OCSP URL, so there is nothing to staple")
-        }
-        return StaplingDecision(mode: .vendorFetched, reason: "nginx fetches staples from \(url)")
+        ConnectorKit.vendorFetchedStapling(vendor: "nginx", enabled: config.stapling != .off, bundle: bundle)
     }
 
     static func snippetText(bundle: CertificateBundle, config: Config, stapling: StaplingDecision) -> String {
@@ -119,12 +98,6 @@ public enum NginxConnector: DeploymentTarget {
     }
 
     static func verifyEndpoint(bundle: CertificateBundle, config: Config, context: PlanContext) throws(PlanError) -> VerifyEndpoint? {
-        guard config.verify.enabled else { return nil }
-        guard let host = config.verify.host ?? context.transportHost else {
-            throw PlanError("verify is on but no verify host is set and the transport has none; set verify.host")
-        }
-        let serverName = config.verify.serverName ?? bundle.info.subjectAlternativeNames.first { !$0.hasPrefix("*") && $0.contains(where: \.isLetter) }
-        return VerifyEndpoint(host: host, port: config.verify.port, serverName: serverName,
-                              deadline: .seconds(config.verify.timeoutSeconds), consecutiveMatches: config.verify.consecutiveMatches)
+        try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context)
     }
 }

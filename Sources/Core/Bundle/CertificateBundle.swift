@@ -8,7 +8,7 @@ import _CryptoExtras
 /// together. Building one is the preflight every deploy starts with.
 ///
 /// The key is held only in memory; `description` never shows it.
-public struct CertificateBundle: Sendable, CustomStringConvertible {
+public struct CertificateBundle: Sendable, CustomStringConvertible, CustomReflectable {
     /// What the leaf is, for records and messages.
     public let info: CertificateInfo
     /// The leaf, PEM.
@@ -31,6 +31,11 @@ public struct CertificateBundle: Sendable, CustomStringConvertible {
     public var leafDER: [UInt8] { leaf.derBytes }
     /// DER of the leaf's issuer, when the chain holds it: OCSP requests and responses are checked against it.
     public var issuerDER: [UInt8]? { chain.first?.derBytes }
+
+    /// `dump()` and debuggers see the certificate facts, never the key.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["info": info, "chainLength": chain.count, "privateKeyPEM": Redactor.placeholder, "notes": notes])
+    }
 
     public var description: String { "CertificateBundle(\(info.shortDescription), chain: \(chain.count), key: <redacted>)" }
 
@@ -154,7 +159,7 @@ public struct CertificateBundle: Sendable, CustomStringConvertible {
     private static func parsePrivateKey(_ text: String) throws(BundleError) -> (key: Certificate.PrivateKey, pem: String) {
         let blocks = try PEMScanner.blocks(in: text, source: "private key")
         if blocks.contains(where: { $0.label == "ENCRYPTED PRIVATE KEY" || $0.headers.contains { $0.contains("ENCRYPTED") } }) {
-            throw BundleError(.encryptedKey, "private key is encrypted; give certdeploy the unencrypted key (it is stored encrypted at rest)")
+            throw BundleError(.encryptedKey, "private key is encrypted with a passphrase; give certdeploy the unencrypted key (e.g. `openssl pkey -in key.pem -out plain.pem`)")
         }
         guard let block = blocks.first(where: { keyLabels.contains($0.label) }) else {
             let found = blocks.map(\.label)

@@ -188,7 +188,7 @@ private struct DeployRun {
             let opened = try await connect()
             host = opened
             connections += 1
-            log.end(.ok, "connected to \(opened.endpointDescription)")
+            log.end(.ok, "connected to \(opened.endpointDescription); \(opened.connectionDetail)")
         } catch {
             log.end(.failed, "\(error)")
             return finish(.failed, failure(.connect, "\(error)"))
@@ -542,7 +542,7 @@ private struct DeployRun {
     func finish(_ outcome: DeploymentOutcome, _ failure: DeployFailure?) -> DeploymentResult {
         DeploymentResult(
             targetID: target, outcome: outcome, steps: log.steps, failure: failure, attention: attention,
-            certificateSHA256: request.bundle.leafSHA256, backups: backups, stapling: plan.stapling, staple: staple,
+            certificateSHA256: request.bundle.leafSHA256, backups: backups, stapling: plan.stapling, snippets: plan.snippets, staple: staple,
             connectionsOpened: connections, dryRun: dryRun
         )
     }

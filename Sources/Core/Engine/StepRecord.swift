@@ -75,6 +75,8 @@ public struct DeploymentResult: Sendable, Codable {
     /// Backup files left on the target by this deploy.
     public var backups: [String]
     public var stapling: StaplingDecision?
+    /// Config the connector emitted; those without a path were not written and are for the operator to place.
+    public var snippets: [EmittedSnippet]
     /// The OCSP response checked at preflight (and deployed, for staple-file connectors).
     public var staple: OCSPStaple?
     /// SSH (or API) connections this deploy opened.

@@ -65,6 +65,8 @@ public struct FileMove: Sendable, Equatable {
 public protocol RemoteHost: Sendable {
     /// "user@host:port", for messages.
     var endpointDescription: String { get }
+    /// What the step record should say about the session (host key seen, transfer method).
+    var connectionDetail: String { get }
     /// The file's bytes and mode, or nil when it does not exist.
     func readFile(at path: String) async throws -> RemoteFile?
     /// Creates or truncates `path` with `mode` (and owner/group when given), writes, and fsyncs.

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Pieces every file-based connector shares, so each one states only what is vendor-specific.
+public enum ConnectorKit {
+    /// The `verify` section: prove by handshake that the new leaf is served.
+    public struct VerifyConfig: Codable, Sendable, Equatable {
+        public var enabled: Bool
+        public var host: String?
+        public var port: Int
+        public var serverName: String?
+        public var timeoutSeconds: Int
+        public var consecutiveMatches: Int
+    }
+
+    public static func verifyFields(defaultPort: Int = 443, defaultConsecutive: Int = 3) -> [ConfigField] {
+        [
+            ConfigField("enabled", .boolean, default: .bool(true), "Prove by TLS handshake that the new leaf is served; roll back if not."),
+            ConfigField("host", .string, "Host to handshake with. Default: the SSH host."),
+            ConfigField("port", .integer(minimum: 1, maximum: 65535), default: .number(Double(defaultPort)), "TLS port."),
+            ConfigField("serverName", .string, "SNI to send. Default: the certificate's first DNS name."),
+            ConfigField("timeoutSeconds", .integer(minimum: 1, maximum: 600), default: .number(20), "How long to keep trying before rolling back."),
+            ConfigField("consecutiveMatches", .integer(minimum: 1, maximum: 20), default: .number(Double(defaultConsecutive)),
+                        "Handshakes in a row that must serve the new leaf (old workers may answer for a moment after a reload)."),
+        ]
+    }
+
+    public static func verifyField(defaultPort: Int = 443) -> ConfigField {
+        ConfigField("verify", .object(verifyFields(defaultPort: defaultPort)), "Post-deploy TLS verification.")
+    }
+
+    /// The endpoint for `verify`, or nil when it is turned off.
+    public static func verifyEndpoint(_ verify: VerifyConfig, bundle: CertificateBundle, context: PlanContext) throws(PlanError) -> VerifyEndpoint? {
+        guard verify.enabled else { return nil }
+        guard let host = verify.host ?? context.transportHost else {
+            throw PlanError("verify is on but no verify host is set and the transport has none; set verify.host")
+        }
+        let serverName = verify.serverName ?? bundle.info.subjectAlternativeNames.first { !$0.hasPrefix("*") && $0.contains(where: \.isLetter) }
+        return VerifyEndpoint(host: host, port: verify.port, serverName: serverName,
+                              deadline: .seconds(verify.timeoutSeconds), consecutiveMatches: verify.consecutiveMatches)
+    }
+
+    /// Two fields naming the same file.
+    public static func distinctPaths(_ paths: [(field: String, path: String?)]) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        var seen: [String: String] = [:]
+        for (field, path) in paths {
+            guard let path else { continue }
+            if let other = seen[path] {
+                issues.append(ConfigIssue(pointer: "/\(field)", message: "is the same file as \(other)"))
+            }
+            seen[path] = field
+        }
+        return issues
+    }
+
+    /// Paths written unquoted into a vendor config file must not contain characters that split or change a
+    /// directive there.
+    public static func configSafePaths(_ paths: [(field: String, path: String?)], syntax: String) -> [ConfigIssue] {
+        paths.compactMap { field, path in
+            guard let path, path.contains(where: { $0.isWhitespace || ";{}$\\\"'#".contains($0) }) else { return nil }
+            return ConfigIssue(pointer: "/\(field)", message: "must not contain whitespace or any of ; { } $ \\ \" ' # (\(syntax) syntax)")
+        }
+    }
+
+    /// A key file readable by others is refused; group access needs a named group.
+    public static func keyModeIssues(_ mode: FileMode, group: String?, field: String = "keyMode") -> [ConfigIssue] {
+        if mode.rawValue & 0o007 != 0 {
+            return [ConfigIssue(pointer: "/\(field)", message: "\(mode) lets every user read the private key; use 0600 or 0640 with a group")]
+        }
+        if mode.rawValue & 0o070 != 0, group == nil {
+            return [ConfigIssue(pointer: "/\(field)", message: "\(mode) gives a group access to the key; name that group in `group`")]
+        }
+        return []
+    }
+
+    /// Stapling through the vendor's own fetcher: only when the leaf has an OCSP URL and the target allows it.
+    public static func vendorFetchedStapling(vendor: String, enabled: Bool, bundle: CertificateBundle) -> StaplingDecision {
+        if !enabled {
+            return StaplingDecision(mode: .none, reason: "stapling is turned off in the target config")
+        }
+        guard let url = bundle.info.ocspURL else {
+            return StaplingDecision(mode: .none, reason: "the certificate has no AIA OCSP URL, so there is nothing to staple")
+        }
+        return StaplingDecision(mode: .vendorFetched, reason: "\(vendor) fetches staples from \(url)")
+    }
+
+    /// Stapling from a file certdeploy writes: only with an OCSP URL; the staple itself arrives in the context.
+    public static func stapleFileStapling(vendor: String, enabled: Bool, bundle: CertificateBundle, staple: OCSPStaple?) -> StaplingDecision {
+        if !enabled {
+            return StaplingDecision(mode: .none, reason: "stapling is turned off in the target config")
+        }
+        guard let url = bundle.info.ocspURL else {
+            return StaplingDecision(mode: .none, reason: "the certificate has no AIA OCSP URL, so there is nothing to staple")
+        }
+        if staple == nil {
+            return StaplingDecision(mode: .stapleFile, reason: "certdeploy fetches the staple from \(url) and writes it for \(vendor)")
+        }
+        return StaplingDecision(mode: .stapleFile, reason: "certdeploy wrote a staple from \(url) for \(vendor)")
+    }
+}

@@ -1,0 +1,151 @@
+import ApacheConnector
+import ConnectorTestSupport
+import Core
+import Foundation
+import TestSupport
+import XCTest
+
+/// The Apache connector through the whole pipeline against a real Apache httpd over a real sshd, with
+/// a real OCSP responder; stapling is proven by a client that asks for the staple.
+final class ApacheEndToEndTests: XCTestCase {
+    final class Fixture {
+        let harness: DeployHarness
+        let apache: ApacheServer
+        let oldLeaf: TestIssuedCertificate
+        let certificatePath: String
+        let keyPath: String
+
+        init() throws {
+            try Services.require(["apache2", "apache2ctl"])
+            harness = try DeployHarness(prefix: "certdeploy-apache")
+            let tls = try harness.directory.makeDirectory("tls", mode: 0o755)
+            certificatePath = tls + "/example.pem"
+            keyPath = tls + "/example.key"
+            oldLeaf = try TestCertificateAuthority.selfSigned(commonName: "old.example.test", dnsNames: ["example.test"])
+            _ = try harness.directory.write("tls/example.pem", oldLeaf.certificatePEM)
+            _ = try harness.directory.write("tls/example.key", oldLeaf.privateKeyPKCS8PEM, mode: 0o600)
+            apache = try ApacheServer.start(certificatePath: certificatePath, keyPath: keyPath,
+                                            vhostSnippetPath: tls + "/vhost.conf", serverSnippetPath: tls + "/server.conf", in: harness.directory)
+        }
+
+        deinit { apache.stop() }
+
+        func config(_ overrides: [String: JSONValue] = [:]) -> JSONValue {
+            var object: [String: JSONValue] = [
+                "certificatePath": .string(certificatePath),
+                "keyPath": .string(keyPath),
+                "vhostSnippetPath": .string(apache.vhostSnippetPath),
+                "serverSnippetPath": .string(apache.serverSnippetPath),
+                "staplingCachePath": .string(harness.directory.file("stapling-cache")),
+                "validateCommand": .array(apache.validateCommand.map(JSONValue.string)),
+                "reloadCommand": .array(apache.reloadCommand.map(JSONValue.string)),
+                "verify": .object(["host": .string("127.0.0.1"), "port": .number(Double(apache.port)), "serverName": .string("example.test"), "timeoutSeconds": .number(10)]),
+            ]
+            object.merge(overrides) { $1 }
+            return .object(object)
+        }
+
+        func liveFiles() -> [Data?] { [certificatePath, keyPath, apache.vhostSnippetPath, apache.serverSnippetPath].map(fileBytes) }
+    }
+
+    func testDeployServesNewLeafWithGoodStapleAndIsIdempotent() async throws {
+        let fixture = try Fixture()
+        let leaf = try fixture.harness.issueLeaf()
+        let result = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: leaf)
+        XCTAssertEqual(result.outcome, .succeeded, "\(String(describing: result.failure)) \(result.steps)")
+        XCTAssertEqual(result.stapling?.mode, .vendorFetched)
+        XCTAssertEqual(result.staple?.status, .good, "the OCSP check at preflight saw a good answer")
+        let served = try await fixture.harness.served(port: fixture.apache.port, expecting: leaf.sha256Hex, requireStaple: true)
+        XCTAssertEqual(served.leafSHA256, leaf.sha256Hex)
+        let staple = try fixture.harness.checkStaple(served, for: leaf)
+        XCTAssertEqual(staple.status, .good)
+        let vhost = String(decoding: fileBytes(fixture.apache.vhostSnippetPath) ?? Data(), as: UTF8.self)
+        XCTAssertTrue(vhost.contains("SSLUseStapling on"))
+        let server = String(decoding: fileBytes(fixture.apache.serverSnippetPath) ?? Data(), as: UTF8.self)
+        XCTAssertTrue(server.contains("SSLStaplingCache shmcb:"))
+        XCTAssertTrue(server.contains("SSLStaplingReturnResponderErrors off"))
+        XCTAssertTrue(fixture.apache.isAlive())
+
+        let again = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: leaf)
+        XCTAssertEqual(again.outcome, .unchanged)
+        XCTAssertNil(step(again, .reload))
+    }
+
+    func testLeafWithoutOCSPURLDeploysWithoutStaplingDirectivesAndPassesConfigTest() async throws {
+        let fixture = try Fixture()
+        let leaf = try fixture.harness.issueLeaf(ocsp: false)
+        let result = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: leaf)
+        XCTAssertEqual(result.outcome, .succeeded, "\(String(describing: result.failure))")
+        XCTAssertEqual(step(result, .validate)?.outcome, .ok)
+        XCTAssertEqual(step(result, .staple)?.outcome, .skipped)
+        let vhost = String(decoding: fileBytes(fixture.apache.vhostSnippetPath) ?? Data(), as: UTF8.self)
+        let server = String(decoding: fileBytes(fixture.apache.serverSnippetPath) ?? Data(), as: UTF8.self)
+        XCTAssertFalse(vhost.contains("SSLUseStapling"))
+        XCTAssertFalse(server.contains("SSLStaplingCache"))
+        let served = try await fixture.harness.served(port: fixture.apache.port, expecting: leaf.sha256Hex)
+        XCTAssertEqual(served.leafSHA256, leaf.sha256Hex)
+        XCTAssertNil(served.stapleDER)
+    }
+
+    func testRevokedLeafIsRefusedAndNothingChanges() async throws {
+        let fixture = try Fixture()
+        let before = fixture.liveFiles()
+        let leaf = try fixture.harness.issueLeaf(revoked: true)
+        let result = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: leaf)
+        XCTAssertEqual(result.outcome, .failed)
+        XCTAssertEqual(result.failure?.step, .staple)
+        XCTAssertTrue(result.failure?.message.contains("revoked") ?? false, "\(String(describing: result.failure))")
+        XCTAssertEqual(result.connectionsOpened, 0)
+        XCTAssertEqual(fixture.liveFiles(), before)
+    }
+
+    func testMustStapleLeafWithUnreachableResponderIsRefused() async throws {
+        let fixture = try Fixture()
+        let before = fixture.liveFiles()
+        let leaf = try fixture.harness.issueLeaf(mustStaple: true)
+        fixture.harness.ocsp.setMode(.down)
+        let result = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: leaf)
+        XCTAssertEqual(result.outcome, .failed)
+        XCTAssertEqual(result.failure?.step, .staple)
+        XCTAssertTrue(result.failure?.message.contains("Must-Staple") ?? false)
+        XCTAssertEqual(fixture.liveFiles(), before)
+
+        // A leaf without Must-Staple deploys without a staple, with a warning.
+        let plain = try fixture.harness.issueLeaf()
+        let warned = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: plain)
+        XCTAssertEqual(warned.outcome, .succeeded, "\(String(describing: warned.failure))")
+        XCTAssertEqual(step(warned, .staple)?.outcome, .warning)
+    }
+
+    func testValidateFailureRollsBack() async throws {
+        let fixture = try Fixture()
+        let before = fixture.liveFiles()
+        // An include of a file that does not exist: Apache's own config test fails.
+        let result = try await fixture.harness.deploy(
+            ApacheConnector.self,
+            config: fixture.config(["validateCommand": .array([.string("/usr/sbin/apache2ctl"), .string("-t"), .string("-f"), .string(fixture.apache.confPath),
+                                                               .string("-C"), .string("Include /nonexistent/certdeploy-broken.conf")])]),
+            leaf: try fixture.harness.issueLeaf())
+        XCTAssertEqual(result.outcome, .rolledBack, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .validate)
+        XCTAssertEqual(fixture.liveFiles(), before)
+        let served = try await fixture.harness.served(port: fixture.apache.port, expecting: fixture.oldLeaf.sha256Hex)
+        XCTAssertEqual(served.leafSHA256, fixture.oldLeaf.sha256Hex)
+    }
+
+    func testReloadFailureRollsBack() async throws {
+        let fixture = try Fixture()
+        let before = fixture.liveFiles()
+        let marker = fixture.harness.directory.file("reload-failed-once")
+        let reload = ShellQuoting.commandLine(fixture.apache.reloadCommand)
+        let script = "if [ -e \(marker) ]; then exec \(reload); else touch \(marker); exit 5; fi"
+        let result = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(["reloadCommand": .array([.string("/bin/sh"), .string("-c"), .string(script)])]),
+                                                      leaf: try fixture.harness.issueLeaf())
+        XCTAssertEqual(result.outcome, .rolledBack, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .reload)
+        XCTAssertEqual(fixture.liveFiles(), before)
+        let served = try await fixture.harness.served(port: fixture.apache.port, expecting: fixture.oldLeaf.sha256Hex)
+        XCTAssertEqual(served.leafSHA256, fixture.oldLeaf.sha256Hex)
+        XCTAssertTrue(fixture.apache.isAlive())
+    }
+}
