@@ -188,11 +188,11 @@ public final class EnvoyServer: Sendable {
         // 1. Admin says LIVE: init is done, which includes loading the initial SDS secret.
         while true {
             if !isAlive() {
-                throw HarnessError("envoy (pid \(pid)) exited during startup; log \(logPath):\n\(log())")
+                throw HarnessError("envoy (pid \(pid)) exited during startup; log \(logPath) ends:\n\(logTail())")
             }
             if let ready = try? admin("/ready", timeout: 2), ready.hasPrefix("LIVE") { break }
             if Date() >= deadline {
-                throw HarnessError("envoy (pid \(pid)) not LIVE after \(timeout)s; log \(logPath):\n\(log())")
+                throw HarnessError("envoy (pid \(pid)) not LIVE after \(timeout)s; log \(logPath) ends:\n\(logTail())")
             }
             usleep(20_000)
         }
@@ -208,11 +208,11 @@ public final class EnvoyServer: Sendable {
                 last = result.description
             }
             if !isAlive() {
-                throw HarnessError("envoy (pid \(pid)) exited during startup; log \(logPath):\n\(log())")
+                throw HarnessError("envoy (pid \(pid)) exited during startup; log \(logPath) ends:\n\(logTail())")
             }
             if Date() >= deadline {
                 throw HarnessError(
-                    "envoy (pid \(pid)) listener on \(port) gave no TLS handshake after \(timeout)s: \(last)\nlog:\n\(log())")
+                    "envoy (pid \(pid)) listener on \(port) gave no TLS handshake after \(timeout)s: \(last)\nlog \(logPath) ends:\n\(logTail())")
             }
             usleep(20_000)
         }
@@ -221,7 +221,8 @@ public final class EnvoyServer: Sendable {
     /// GETs `path` (e.g. "/ready", "/certs", "/stats?filter=sds") from the admin interface and
     /// returns the body. Throws unless the status is 200.
     public func admin(_ path: String, timeout: TimeInterval = 10) throws -> String {
-        let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        // HTTP/1.1 with Connection: close (Envoy answers HTTP/1.0 with 426 Upgrade Required).
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         let answer = String(decoding: try LoopbackExchange.exchange(port: adminPort, send: Data(request.utf8), timeout: timeout), as: UTF8.self)
         guard let split = answer.range(of: "\r\n\r\n") else {
             throw HarnessError("envoy admin \(path): malformed answer: \(answer)")
@@ -262,6 +263,11 @@ public final class EnvoyServer: Sendable {
     /// Envoy's log so far.
     public func log() -> String {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    /// The last `lines` lines of the log (for error messages; the start-up banner is long).
+    public func logTail(_ lines: Int = 30) -> String {
+        log().split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
     /// Runs `validateCommand` (`envoy --mode validate`).

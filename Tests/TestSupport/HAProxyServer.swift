@@ -251,7 +251,7 @@ public final class HAProxyServer: Sendable {
 
 /// One request/answer over a loopback TCP connection: connect to 127.0.0.1:`port`, send the
 /// bytes, shut down nothing, read until the peer closes (HAProxy's Runtime API, Envoy's admin
-/// with HTTP/1.0). Each step is bounded by `timeout`.
+/// with Connection: close). Each step is bounded by `timeout`.
 enum LoopbackExchange {
     static func exchange(port: UInt16, send bytes: Data, timeout: TimeInterval) throws -> Data {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
