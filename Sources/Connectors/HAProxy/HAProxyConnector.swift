@@ -47,7 +47,7 @@ public enum HAProxyConnector: DeploymentTarget {
         let stapling: StaplingDecision = switch config.stapling {
         case .off: StaplingDecision(mode: .none, reason: "stapling is turned off in the target config")
         case .haproxy: ConnectorKit.vendorFetchedStapling(vendor: "HAProxy (ocsp-update)", enabled: true, bundle: bundle)
-        case .certdeploy: ConnectorKit.stapleFileStapling(vendor: "HAProxy", enabled: true, bundle: bundle, staple: context.staple)
+        case .certdeploy: ConnectorKit.stapleFileStapling(vendor: "HAProxy", enabled: true, bundle: bundle, context: context)
         }
         let ocspPath = config.pemPath + ".ocsp"
         let issuerPath = config.pemPath + ".issuer"

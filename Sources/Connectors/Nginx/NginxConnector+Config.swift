@@ -14,10 +14,12 @@ extension NginxConnector {
         public var validateCommand: [String]
         public var reloadCommand: [String]
         public var stapling: Stapling
+        public var staplePath: String?
+        public var trustedCertificatePath: String?
         public var resolver: [String]?
         public var verify: ConnectorKit.VerifyConfig
 
-        public enum Stapling: String, Codable, Sendable { case auto, off }
+        public enum Stapling: String, Codable, Sendable { case auto, off, file }
     }
 
     static let fields: [ConfigField] = [
@@ -31,7 +33,9 @@ extension NginxConnector {
         ConfigField("group", .string, "Group of the written files, e.g. the group nginx workers run as."),
         ConfigField("validateCommand", .argv, default: .array([.string("nginx"), .string("-t")]), "Config check, as argv. Runs after the files are in place; failure rolls back."),
         ConfigField("reloadCommand", .argv, default: .array([.string("nginx"), .string("-s"), .string("reload")]), "Reload, as argv. Failure rolls back and reloads again."),
-        ConfigField("stapling", .choice(["auto", "off"]), default: .string("auto"), "`auto`: emit stapling directives when the leaf has an OCSP URL. `off`: never."),
+        ConfigField("stapling", .choice(["auto", "off", "file"]), default: .string("auto"), "`auto`: nginx fetches staples itself (`ssl_stapling on`) when the leaf has an OCSP URL. `file`: certdeploy fetches the staple and writes it to `staplePath` (`ssl_stapling_file`). `off`: never."),
+        ConfigField("trustedCertificatePath", .absolutePath, "`ssl_trusted_certificate` for `ssl_stapling_verify`: nginx needs the intermediates and the root. When the bundle holds the root, certdeploy writes chain + root here (default `<certificatePath>.trusted.pem`); otherwise point it at a file you manage."),
+        ConfigField("staplePath", .absolutePath, "Where `ssl_stapling_file` points (DER OCSP response); required with `stapling: file`."),
         ConfigField("resolver", .stringArray, "DNS resolvers for nginx to reach the OCSP responder (`resolver` directive)."),
         ConnectorKit.verifyField(),
     ]

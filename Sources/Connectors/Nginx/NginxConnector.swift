@@ -10,7 +10,7 @@ public enum NginxConnector: DeploymentTarget {
         summary: "Certificate and key files for `ssl_certificate`/`ssl_certificate_key`, an include snippet with OCSP stapling directives, `nginx -t`, graceful reload.",
         transport: .ssh,
         configFields: fields,
-        capabilities: .init(atomicFiles: true, validate: true, hotReload: false, staplingModes: [.vendorFetched, .none], verify: true, rollback: true),
+        capabilities: .init(atomicFiles: true, validate: true, hotReload: false, staplingModes: [.vendorFetched, .stapleFile, .none], verify: true, rollback: true),
         vendorVersions: [
             .init(vendor: "nginx", versionRange: ">= 1.18", testedVersion: "1.22.1", status: .tested,
                   tests: ["NginxTests.NginxEndToEndTests"],
@@ -30,9 +30,13 @@ public enum NginxConnector: DeploymentTarget {
     public static func validate(_ config: Config) -> [ConfigIssue] {
         let paths: [(field: String, path: String?)] = [
             ("certificatePath", config.certificatePath), ("keyPath", config.keyPath), ("chainPath", config.chainPath), ("snippetPath", config.snippetPath),
+            ("staplePath", config.staplePath), ("trustedCertificatePath", config.trustedCertificatePath),
         ]
         var issues = ConnectorKit.distinctPaths(paths) + ConnectorKit.configSafePaths(paths, syntax: "nginx config")
         issues += ConnectorKit.keyModeIssues(config.keyMode, group: config.group)
+        if config.stapling == .file, config.staplePath == nil {
+            issues.append(ConfigIssue(pointer: "/staplePath", message: "is required with stapling \"file\""))
+        }
         if let resolvers = config.resolver, resolvers.contains(where: { $0.isEmpty || $0.contains(where: { $0 == ";" || $0.isWhitespace }) }) {
             issues.append(ConfigIssue(pointer: "/resolver", message: "each resolver must be one address without spaces or ';'"))
         }
@@ -40,7 +44,9 @@ public enum NginxConnector: DeploymentTarget {
     }
 
     public static func plan(for bundle: CertificateBundle, config: Config, context: PlanContext) throws(PlanError) -> DeploymentPlan {
-        let stapling = staplingDecision(bundle: bundle, config: config)
+        let stapling = staplingDecision(bundle: bundle, config: config, context: context)
+        var removals: [String] = []
+        var notes: [String] = []
         var files = [
             PlannedFile(path: config.certificatePath, text: bundle.fullChainPEM, mode: config.certificateMode, owner: config.owner, group: config.group, role: .fullChain),
             PlannedFile(path: config.keyPath, text: bundle.privateKeyPEM, mode: config.keyMode, owner: config.owner, group: config.group, role: .privateKey),
@@ -57,7 +63,20 @@ public enum NginxConnector: DeploymentTarget {
         if let snippetPath = config.snippetPath {
             files.append(PlannedFile(path: snippetPath, text: snippet.contents, mode: .publicFile, owner: config.owner, group: config.group, role: .snippet))
         }
-        var notes: [String] = []
+        if stapling.mode == .vendorFetched, let root = bundle.rootPEM {
+            files.append(PlannedFile(path: trustedCertificatePath(bundle: bundle, config: config), text: bundle.chainPEM + root,
+                                     mode: config.certificateMode, owner: config.owner, group: config.group, role: .chain))
+        }
+        if stapling.mode == .vendorFetched, bundle.rootPEM == nil, config.trustedCertificatePath == nil {
+            notes.append("the bundle has no root certificate: ssl_stapling_verify can only succeed if \(config.chainPath ?? config.certificatePath) leads to a root nginx trusts; pass the root with the chain or set trustedCertificatePath")
+        }
+        if let staplePath = config.staplePath {
+            if stapling.mode == .stapleFile, let staple = context.staple {
+                files.append(PlannedFile(path: staplePath, contents: staple.der, mode: .publicFile, owner: config.owner, group: config.group, role: .staple))
+            } else {
+                removals.append(staplePath)
+            }
+        }
         if stapling.mode == .none { notes.append("no stapling directives: \(stapling.reason)") }
         return DeploymentPlan(
             files: files,
@@ -66,12 +85,16 @@ public enum NginxConnector: DeploymentTarget {
             snippets: [snippet],
             verify: try verifyEndpoint(bundle: bundle, config: config, context: context),
             stapling: stapling,
-            notes: notes
+            notes: notes,
+            removals: removals
         )
     }
 
-    static func staplingDecision(bundle: CertificateBundle, config: Config) -> StaplingDecision {
-        ConnectorKit.vendorFetchedStapling(vendor: "nginx", enabled: config.stapling != .off, bundle: bundle)
+    static func staplingDecision(bundle: CertificateBundle, config: Config, context: PlanContext) -> StaplingDecision {
+        if config.stapling == .file {
+            return ConnectorKit.stapleFileStapling(vendor: "nginx (ssl_stapling_file)", enabled: true, bundle: bundle, context: context)
+        }
+        return ConnectorKit.vendorFetchedStapling(vendor: "nginx", enabled: config.stapling != .off, bundle: bundle)
     }
 
     static func snippetText(bundle: CertificateBundle, config: Config, stapling: StaplingDecision) -> String {
@@ -81,12 +104,13 @@ public enum NginxConnector: DeploymentTarget {
             "ssl_certificate \(config.certificatePath);",
             "ssl_certificate_key \(config.keyPath);",
         ]
-        if stapling.mode == .vendorFetched {
+        if stapling.mode == .stapleFile, let staplePath = config.staplePath {
+            lines += ["ssl_stapling on;", "ssl_stapling_file \(staplePath);"]
+        } else if stapling.mode == .vendorFetched {
             lines += [
                 "ssl_stapling on;",
                 "ssl_stapling_verify on;",
-                // The full-chain file holds the issuer, which is what nginx needs to verify responses.
-                "ssl_trusted_certificate \(config.chainPath ?? config.certificatePath);",
+                "ssl_trusted_certificate \(trustedCertificatePath(bundle: bundle, config: config));",
             ]
             if let resolvers = config.resolver, !resolvers.isEmpty {
                 lines.append("resolver \(resolvers.joined(separator: " "));")
@@ -95,6 +119,13 @@ public enum NginxConnector: DeploymentTarget {
             lines.append("# OCSP stapling not configured: \(stapling.reason).")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The file `ssl_trusted_certificate` names: written by certdeploy when the bundle has the root.
+    static func trustedCertificatePath(bundle: CertificateBundle, config: Config) -> String {
+        if let path = config.trustedCertificatePath { return path }
+        if bundle.rootPEM != nil { return config.certificatePath + ".trusted.pem" }
+        return config.chainPath ?? config.certificatePath
     }
 
     static func verifyEndpoint(bundle: CertificateBundle, config: Config, context: PlanContext) throws(PlanError) -> VerifyEndpoint? {

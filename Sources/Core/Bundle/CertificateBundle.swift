@@ -21,6 +21,9 @@ public struct CertificateBundle: Sendable, CustomStringConvertible, CustomReflec
     public let privateKeyPEM: String
     /// The issuer certificate of the leaf, when the chain holds it (needed for OCSP).
     public let issuerPEM: String?
+    /// The self-signed root, when the input held it. Never served; some vendors need it to verify
+    /// OCSP responses (nginx `ssl_stapling_verify`).
+    public let rootPEM: String?
     /// Things an operator should know that did not stop the deploy (reordered chain, dropped root, near expiry).
     public let notes: [String]
 
@@ -115,8 +118,9 @@ public struct CertificateBundle: Sendable, CustomStringConvertible, CustomReflec
         if ordered != inputOrder {
             notes.append("chain was reordered to leaf → issuer order: " + ordered.map { $0.subject.description }.joined(separator: " → "))
         }
+        var root: Certificate?
         if let last = ordered.last, last.isSelfIssued {
-            ordered.removeLast()
+            root = ordered.removeLast()
             notes.append("root certificate \(last.subject) is not sent to clients (clients already trust their roots)")
         }
 
@@ -140,6 +144,7 @@ public struct CertificateBundle: Sendable, CustomStringConvertible, CustomReflec
             chainPEM: ordered.map(pem).joined(),
             privateKeyPEM: key.pem,
             issuerPEM: issuer.map(pem),
+            rootPEM: root.map(pem),
             notes: notes,
             leaf: leaf,
             chain: ordered

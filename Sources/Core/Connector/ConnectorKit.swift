@@ -85,14 +85,17 @@ public enum ConnectorKit {
     }
 
     /// Stapling from a file certdeploy writes: only with an OCSP URL; the staple itself arrives in the context.
-    public static func stapleFileStapling(vendor: String, enabled: Bool, bundle: CertificateBundle, staple: OCSPStaple?) -> StaplingDecision {
+    public static func stapleFileStapling(vendor: String, enabled: Bool, bundle: CertificateBundle, context: PlanContext) -> StaplingDecision {
         if !enabled {
             return StaplingDecision(mode: .none, reason: "stapling is turned off in the target config")
         }
         guard let url = bundle.info.ocspURL else {
             return StaplingDecision(mode: .none, reason: "the certificate has no AIA OCSP URL, so there is nothing to staple")
         }
-        if staple == nil {
+        if context.stapleUnavailable {
+            return StaplingDecision(mode: .none, reason: "no valid OCSP response could be fetched from \(url), so \(vendor) serves without a staple")
+        }
+        if context.staple == nil {
             return StaplingDecision(mode: .stapleFile, reason: "certdeploy fetches the staple from \(url) and writes it for \(vendor)")
         }
         return StaplingDecision(mode: .stapleFile, reason: "certdeploy wrote a staple from \(url) for \(vendor)")

@@ -10,13 +10,20 @@ public struct PlanContext: Sendable {
     /// A checked, good OCSP response for the leaf, when the engine fetched one. Connectors that serve
     /// staples from a file write it with the certificate.
     public var staple: OCSPStaple?
+    /// True once the engine asked the responder: then a nil `staple` means none could be had (and a
+    /// staple-file connector serves without one), not "not fetched yet".
+    public var stapleLookedUp: Bool
 
-    public init(targetID: String, transportHost: String? = nil, now: Date = Date(), staple: OCSPStaple? = nil) {
+    public init(targetID: String, transportHost: String? = nil, now: Date = Date(), staple: OCSPStaple? = nil, stapleLookedUp: Bool = false) {
         self.targetID = targetID
         self.transportHost = transportHost
         self.now = now
         self.staple = staple
+        self.stapleLookedUp = stapleLookedUp
     }
+
+    /// For staple-file connectors: no staple will be served because the engine found none.
+    public var stapleUnavailable: Bool { stapleLookedUp && staple == nil }
 }
 
 /// A connector could not make a plan for this bundle and config.

@@ -61,6 +61,7 @@ private struct DeployRun {
     var dryRun = false
     var plan = DeploymentPlan(files: [], stapling: StaplingDecision(mode: .none, reason: "not planned yet"))
     var staple: OCSPStaple?
+    var stapleLookedUp = false
 
     init(request: DeployRequest, observer: (@Sendable (StepRecord) -> Void)?, engine: DeployEngine) {
         self.request = request
@@ -107,7 +108,8 @@ private struct DeployRun {
         do {
             var context = request.context
             context.staple = staple
-            plan = staple == nil ? draft : try request.connector.plan(for: request.bundle, context: context)
+            context.stapleLookedUp = stapleLookedUp
+            plan = staple == nil && !stapleLookedUp ? draft : try request.connector.plan(for: request.bundle, context: context)
         } catch {
             log.end(.failed, "\(error)")
             return failure(.plan, "\(error)")
@@ -145,6 +147,7 @@ private struct DeployRun {
         }
         let mustServeStaple = info.mustStaple && draft.stapling.willStaple && !request.options.allowMustStapleWithoutStapling
         log.begin(.staple)
+        stapleLookedUp = true
         let problem: String
         if let issuer = request.bundle.issuerDER {
             do {
