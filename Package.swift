@@ -65,12 +65,13 @@ let package = Package(
         .target(name: "NginxConnector", dependencies: ["Core"], path: "Sources/Connectors/Nginx"),
         .target(name: "ApacheConnector", dependencies: ["Core"], path: "Sources/Connectors/Apache"),
         .target(name: "HAProxyConnector", dependencies: ["Core"], path: "Sources/Connectors/HAProxy"),
+        .target(name: "EnvoyConnector", dependencies: ["Core"], path: "Sources/Connectors/Envoy"),
 
         // The executable: CLI + the built-in registry list.
         .executableTarget(
             name: "certdeploy",
             dependencies: [
-                "Core", "SSHTransport", "NginxConnector", "ApacheConnector", "HAProxyConnector",
+                "Core", "SSHTransport", "NginxConnector", "ApacheConnector", "HAProxyConnector", "EnvoyConnector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,6 +114,7 @@ let package = Package(
         ),
         .testTarget(name: "ApacheTests", dependencies: ["ApacheConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/ApacheTests"),
         .testTarget(name: "HAProxyTests", dependencies: ["HAProxyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/HAProxyTests"),
+        .testTarget(name: "EnvoyTests", dependencies: ["EnvoyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/EnvoyTests"),
         .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import Core
 import ApacheConnector
+import EnvoyConnector
 import HAProxyConnector
 import NginxConnector
 
@@ -9,6 +10,7 @@ enum BuiltinConnectors {
         NginxConnector.self,
         ApacheConnector.self,
         HAProxyConnector.self,
+        EnvoyConnector.self,
     ]
 
     static func registry() throws -> ConnectorRegistry {

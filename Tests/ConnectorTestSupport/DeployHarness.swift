@@ -97,6 +97,16 @@ public final class DeployHarness: @unchecked Sendable {
         }
     }
 
+    /// A good staple for `leaf` from this harness's responder, as certdeploy would fetch it.
+    public func fetchStaple(_ leaf: TestIssuedCertificate) throws -> OCSPStaple {
+        let request = directory.file("req-\(UUID().uuidString).der")
+        let response = directory.file("resp-\(UUID().uuidString).der")
+        try ProcessRunner.runChecked("/usr/bin/openssl", ["ocsp", "-issuer", caFiles.intermediate, "-cert", directory.write("leaf-\(UUID().uuidString).pem", leaf.certificatePEM), "-no_nonce", "-reqout", request])
+        try ProcessRunner.runChecked("/usr/bin/openssl", ["ocsp", "-index", caFiles.index, "-rsigner", caFiles.ocspCert, "-rkey", caFiles.ocspKey, "-CA", caFiles.intermediate, "-reqin", request, "-respout", response, "-ndays", "1"])
+        let der = try Array(Data(contentsOf: URL(fileURLWithPath: response)))
+        return try OCSPStaple.check(der: der, leafDER: leaf.derBytes, issuerDER: ca.intermediate.derBytes)
+    }
+
     /// The staple a server sent, checked as a client would check it.
     public func checkStaple(_ probe: TLSProbeResult, for leaf: TestIssuedCertificate) throws -> OCSPStaple {
         guard let der = probe.stapleDER else { throw HarnessError("no OCSP staple in the handshake") }

@@ -110,3 +110,11 @@ extension Sequence where Element == UInt8 {
 extension Digest {
     var hexString: String { Array(self).hexString }
 }
+
+/// SHA-256 for connectors, which import Core only.
+public enum Checksum {
+    /// Lowercase hex SHA-256 of `bytes`.
+    public static func sha256Hex(_ bytes: some DataProtocol) -> String {
+        SHA256.hash(data: bytes).hexString
+    }
+}
