@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // System libraries.
@@ -66,12 +69,28 @@ let package = Package(
         .target(name: "ApacheConnector", dependencies: ["Core"], path: "Sources/Connectors/Apache"),
         .target(name: "HAProxyConnector", dependencies: ["Core"], path: "Sources/Connectors/HAProxy"),
         .target(name: "EnvoyConnector", dependencies: ["Core"], path: "Sources/Connectors/Envoy"),
+        .target(name: "K8sConnector", dependencies: ["Core"], path: "Sources/Connectors/K8s"),
+
+        // Kubernetes API client (HTTPS, kubeconfig / in-cluster credentials) implementing Core's ClusterConnection.
+        .target(
+            name: "KubernetesClient",
+            dependencies: [
+                "Core",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/KubernetesClient"
+        ),
 
         // The executable: CLI + the built-in registry list.
         .executableTarget(
             name: "certdeploy",
             dependencies: [
                 "Core", "SSHTransport", "NginxConnector", "ApacheConnector", "HAProxyConnector", "EnvoyConnector",
+                "K8sConnector", "KubernetesClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -105,6 +124,24 @@ let package = Package(
             path: "Tests/ConnectorTestSupport"
         ),
 
+        // A faithful in-process Kubernetes API server (HTTPS, token and client-certificate auth, RBAC, Secrets,
+        // rollouts) for the K8s connector and client tests.
+        .target(
+            name: "KubernetesTestSupport",
+            dependencies: [
+                "Core", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            path: "Tests/KubernetesTestSupport"
+        ),
+
         .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"], path: "Tests/CoreTests"),
         .testTarget(name: "SSHTests", dependencies: ["SSHTransport", "Core", "TestSupport"], path: "Tests/SSHTests"),
         .testTarget(
@@ -115,7 +152,8 @@ let package = Package(
         .testTarget(name: "ApacheTests", dependencies: ["ApacheConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/ApacheTests"),
         .testTarget(name: "HAProxyTests", dependencies: ["HAProxyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/HAProxyTests"),
         .testTarget(name: "EnvoyTests", dependencies: ["EnvoyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/EnvoyTests"),
-        .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport"], path: "Tests/CLITests"),
+        .testTarget(name: "K8sTests", dependencies: ["K8sConnector", "KubernetesClient", "KubernetesTestSupport", "Core", "TestSupport"], path: "Tests/K8sTests"),
+        .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport", "KubernetesTestSupport"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]
 )

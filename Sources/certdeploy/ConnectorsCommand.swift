@@ -7,7 +7,7 @@ struct ConnectorsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connectors",
         abstract: "List the built-in connectors, or show one's config schema.",
-        subcommands: [List.self, Show.self],
+        subcommands: [List.self, Show.self, Docs.self],
         defaultSubcommand: List.self
     )
 
@@ -45,6 +45,38 @@ struct ConnectorsCommand: AsyncParsableCommand {
             if case .object(let descriptor) = try JSONValue.parse(encoder.encode(connector.descriptor)) { object = descriptor }
             object["configSchema"] = connector.descriptor.configSchema
             print(JSONValue.object(object).jsonText())
+        }
+    }
+
+    struct Docs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the vendor matrix and each connector page's reference block from the registry.",
+            discussion: "Hand-written text outside the generated markers is kept. With --check, nothing is written; the exit status is 1 when a file differs.")
+        @Option(help: "Directory of the connector docs.") var out: String = "docs/connectors"
+        @Flag(help: "Only check that the files are up to date.") var check = false
+
+        func run() async throws {
+            let registry = try BuiltinConnectors.registry()
+            let directory = URL(fileURLWithPath: out)
+            let files = ConnectorDocs.generate(registry) { name in
+                try? String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+            }
+            var stale: [String] = []
+            for (name, contents) in files.sorted(by: { $0.key < $1.key }) {
+                let url = directory.appendingPathComponent(name)
+                let current = try? String(contentsOf: url, encoding: .utf8)
+                guard current != contents else { continue }
+                stale.append(name)
+                if !check {
+                    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                    try contents.write(to: url, atomically: true, encoding: .utf8)
+                }
+            }
+            if check, !stale.isEmpty {
+                FileHandle.standardError.write(Data("out of date (run `certdeploy connectors docs --out \(out)`): \(stale.joined(separator: ", "))\n".utf8))
+                throw ExitCode(1)
+            }
+            print(check ? "connector docs are up to date" : (stale.isEmpty ? "connector docs already up to date" : "wrote \(stale.joined(separator: ", "))"))
         }
     }
 }

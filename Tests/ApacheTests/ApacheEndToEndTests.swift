@@ -8,6 +8,27 @@ import XCTest
 /// The Apache connector through the whole pipeline against a real Apache httpd over a real sshd, with
 /// a real OCSP responder; stapling is proven by a client that asks for the staple.
 final class ApacheEndToEndTests: XCTestCase {
+    func testConformance() async throws {
+        try ConnectorConformance.checkStatic(ApacheConnector.self)
+        let fixture = try Fixture()
+        try await ConnectorConformance.checkLive(.init(
+            config: { fixture.config($0) },
+            deploy: { try await fixture.harness.deploy(ApacheConnector.self, config: $0, leaf: $1) },
+            servedLeaf: { try await fixture.harness.served(port: fixture.apache.port, expecting: $0).leafSHA256 },
+            issueLeaf: { try fixture.harness.issueLeaf() },
+            failingValidate: ["validateCommand": ConnectorConformance.failingCommand],
+            failingReload: ["reloadCommand": ConnectorConformance.failingCommand],
+            failingVerify: ["verify": .object(["host": .string("127.0.0.1"), "port": .number(Double(try FreePort.allocate())), "timeoutSeconds": .number(1)])]),
+            id: "apache")
+    }
+
+    /// The vendor matrix's "tested on" is the version these tests really ran against.
+    func testDescriptorNamesTheVendorVersionInstalledHere() throws {
+        let tested = ApacheConnector.descriptor.vendorVersions.filter { $0.status == .tested }
+        XCTAssertEqual(tested.count, 1)
+        XCTAssertEqual(tested.first?.testedVersion, ApacheServer.version(), "update the descriptor's testedVersion to what the tests run against")
+    }
+
     final class Fixture {
         let harness: DeployHarness
         let apache: ApacheServer

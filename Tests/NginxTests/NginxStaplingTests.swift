@@ -7,6 +7,20 @@ import XCTest
 
 /// nginx stapling against a real OCSP responder, checked by a client that asks for the staple.
 final class NginxStaplingTests: XCTestCase {
+    func testConformance() async throws {
+        try ConnectorConformance.checkStatic(NginxConnector.self)
+        let fixture = try Fixture()
+        try await ConnectorConformance.checkLive(.init(
+            config: { fixture.config($0) },
+            deploy: { try await fixture.harness.deploy(NginxConnector.self, config: $0, leaf: $1) },
+            servedLeaf: { try await fixture.harness.served(port: fixture.nginx.port, expecting: $0).leafSHA256 },
+            issueLeaf: { try fixture.harness.issueLeaf() },
+            failingValidate: ["validateCommand": ConnectorConformance.failingCommand],
+            failingReload: ["reloadCommand": ConnectorConformance.failingCommand],
+            failingVerify: ["verify": .object(["host": .string("127.0.0.1"), "port": .number(Double(try FreePort.allocate())), "timeoutSeconds": .number(1)])]),
+            id: "nginx")
+    }
+
     final class Fixture {
         let harness: DeployHarness
         let nginx: NginxServer

@@ -18,6 +18,8 @@ public struct ConfigField: Sendable, Codable, Equatable {
         case stringArray
         case stringMap
         case object([ConfigField])
+        /// A list of objects, each checked against the fields (`rollouts: [{"kind": …, "name": …}]`).
+        case objectArray([ConfigField])
     }
 
     public var name: String
@@ -49,6 +51,7 @@ public struct ConfigField: Sendable, Codable, Equatable {
         case .stringArray: "string[]"
         case .stringMap: "map"
         case .object: "object"
+        case .objectArray: "object[]"
         }
     }
 }
@@ -159,6 +162,16 @@ public enum ConfigValidator {
             }
         case .object(let nested):
             return validate(value, fields: nested, pointer: pointer)
+        case .objectArray(let nested):
+            guard case .array(let items) = value else { return issue("must be an array of objects, got \(value.typeName)") }
+            var normalised: [JSONValue] = []
+            var issues: [ConfigIssue] = []
+            for (index, item) in items.enumerated() {
+                let (itemValue, itemIssues) = validate(item, fields: nested, pointer: "\(pointer)/\(index)")
+                normalised.append(itemValue)
+                issues += itemIssues
+            }
+            return (.array(normalised), issues)
         }
         return (value, [])
     }
@@ -219,6 +232,9 @@ public enum JSONSchemaWriter {
             }
             object = [:]
             if case .object(let members) = nestedSchema { object = members }
+        case .objectArray(let nested):
+            object["type"] = .string("array")
+            object["items"] = schema(for: nested)
         }
         if let defaultValue = field.defaultValue { object["default"] = defaultValue }
         if field.secret { object["writeOnly"] = .bool(true) }

@@ -20,6 +20,8 @@ public struct DeploymentPlan: Sendable {
     public var retention: [RetentionRule]
     /// Activate through the vendor's runtime API instead of `reloadCommand` (HAProxy hot update).
     public var hotUpdate: HotUpdatePlan?
+    /// For cluster connectors (no files): the Secret to write, carried out by the engine's cluster path.
+    public var secret: SecretPlan?
 
     public init(
         files: [PlannedFile],
@@ -31,7 +33,8 @@ public struct DeploymentPlan: Sendable {
         notes: [String] = [],
         removals: [String] = [],
         retention: [RetentionRule] = [],
-        hotUpdate: HotUpdatePlan? = nil
+        hotUpdate: HotUpdatePlan? = nil,
+        secret: SecretPlan? = nil
     ) {
         self.files = files
         self.validateCommand = validateCommand
@@ -43,6 +46,7 @@ public struct DeploymentPlan: Sendable {
         self.removals = removals
         self.retention = retention
         self.hotUpdate = hotUpdate
+        self.secret = secret
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 /// The only code that acts on a target: lock, connect, compare, back up, write, activate, validate,
 /// reload, verify, roll back, and record every step. Every connector gets all of it through its plan.
 public final class DeployEngine: Sendable {
-    private let locks: TargetLocks
+    let locks: TargetLocks
     private let prober: any TLSProber
     fileprivate let ocsp: OCSPFetcher
     /// Per-handshake timeout while verifying.
@@ -40,13 +40,13 @@ public final class DeployEngine: Sendable {
         return result
     }
 
-    fileprivate func probe(_ endpoint: VerifyEndpoint, requestStaple: Bool) async throws -> TLSProbeResult {
+    func probe(_ endpoint: VerifyEndpoint, requestStaple: Bool) async throws -> TLSProbeResult {
         try await prober.probe(host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName, requestStaple: requestStaple, timeout: probeTimeout)
     }
 }
 
 /// The state of one deploy as it moves through the pipeline.
-private struct DeployRun {
+struct DeployRun {
     let request: DeployRequest
     let engine: DeployEngine
     var log: StepLog
@@ -127,7 +127,7 @@ private struct DeployRun {
                 return failure(.plan, message)
             }
         }
-        var planDetail = "\(plan.files.count) files: " + plan.files.map { "\($0.path) (\($0.role.rawValue), \($0.mode))" }.joined(separator: ", ")
+        var planDetail = plan.secret.map(\.summary) ?? "\(plan.files.count) files: " + plan.files.map { "\($0.path) (\($0.role.rawValue), \($0.mode))" }.joined(separator: ", ")
         if !plan.notes.isEmpty { planDetail += "; " + plan.notes.joined(separator: "; ") }
         log.end(.ok, planDetail)
         return nil
@@ -366,7 +366,7 @@ private struct DeployRun {
     }
 
     /// A staple already on the target for this leaf that is good and not yet halfway to its nextUpdate.
-    private func stapleStillFresh(_ der: [UInt8]) -> Bool {
+    func stapleStillFresh(_ der: [UInt8]) -> Bool {
         guard let issuer = request.bundle.issuerDER,
               let current = try? OCSPStaple.check(der: der, leafDER: request.bundle.leafDER, issuerDER: issuer),
               current.problem(at: request.options.now()) == nil, let nextUpdate = current.nextUpdate else { return false }
@@ -399,7 +399,7 @@ private struct DeployRun {
         }
     }
 
-    private func verify(_ endpoint: VerifyEndpoint) async -> Result<String, VerifyMismatch> {
+    func verify(_ endpoint: VerifyEndpoint) async -> Result<String, VerifyMismatch> {
         let expected = request.bundle.leafSHA256
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: endpoint.deadline)
@@ -563,6 +563,6 @@ private struct DeployRun {
     }
 }
 
-private struct VerifyMismatch: Error {
+struct VerifyMismatch: Error {
     var message: String
 }
