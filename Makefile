@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 
 ARGS ?=
 
-.PHONY: run test bench build deps-run deps-test clean
+.PHONY: run test bench build deps-run deps-test clean connector
 
 deps-run:
 	@bash scripts/install-deps.sh run
@@ -26,7 +26,7 @@ run: build
 ## make test: install and start nothing by hand: the tests start sshd, nginx … on loopback themselves.
 test: deps-test
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 ## make bench: fleet deploy benchmark against a local sshd (see README, Performance).
 bench: deps-test
@@ -35,3 +35,9 @@ bench: deps-test
 
 clean:
 	rm -rf .build
+
+## make connector NAME=Postfix: scaffold a new connector module (see docs/connectors/writing-a-connector.md).
+connector:
+	@test -n "$(NAME)" || { echo "usage: make connector NAME=UpperCamelName"; exit 2; }
+	$(SWIFT) build --product certdeploy
+	.build/debug/certdeploy connectors new $(NAME)

@@ -69,6 +69,8 @@ let package = Package(
         .target(name: "ApacheConnector", dependencies: ["Core"], path: "Sources/Connectors/Apache"),
         .target(name: "HAProxyConnector", dependencies: ["Core"], path: "Sources/Connectors/HAProxy"),
         .target(name: "EnvoyConnector", dependencies: ["Core"], path: "Sources/Connectors/Envoy"),
+        .target(name: "PostfixConnector", dependencies: ["Core"], path: "Sources/Connectors/Postfix"),
+        // scaffold:connector-targets (`certdeploy connectors new` adds connector targets above this line)
         .target(name: "K8sConnector", dependencies: ["Core"], path: "Sources/Connectors/K8s"),
 
         // Kubernetes API client (HTTPS, kubeconfig / in-cluster credentials) implementing Core's ClusterConnection.
@@ -91,6 +93,8 @@ let package = Package(
             dependencies: [
                 "Core", "SSHTransport", "NginxConnector", "ApacheConnector", "HAProxyConnector", "EnvoyConnector",
                 "K8sConnector", "KubernetesClient",
+                "PostfixConnector",
+                // scaffold:executable-connectors
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -153,6 +157,8 @@ let package = Package(
         .testTarget(name: "HAProxyTests", dependencies: ["HAProxyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/HAProxyTests"),
         .testTarget(name: "EnvoyTests", dependencies: ["EnvoyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/EnvoyTests"),
         .testTarget(name: "K8sTests", dependencies: ["K8sConnector", "KubernetesClient", "KubernetesTestSupport", "Core", "TestSupport"], path: "Tests/K8sTests"),
+        .testTarget(name: "PostfixTests", dependencies: ["PostfixConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/PostfixTests"),
+        // scaffold:connector-tests (`certdeploy connectors new` adds test targets above this line)
         .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport", "KubernetesTestSupport"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]

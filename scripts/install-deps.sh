@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages certdeploy needs.
 #   bash scripts/install-deps.sh run    # build + run: libssh2, OpenSSL headers, pkg-config, ssh client
-#   bash scripts/install-deps.sh test   # plus the real services the tests start (sshd, nginx, ...)
+#   bash scripts/install-deps.sh test   # plus the real services the tests start (sshd, nginx, postfix, ...)
 # Idempotent: when everything is installed it does not call apt-get at all.
 set -euo pipefail
 
@@ -12,7 +12,7 @@ case "$profile" in
 esac
 
 run_pkgs=(libssh2-1-dev libssl-dev pkg-config openssh-client)
-test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy python3-venv)
+test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy python3-venv postfix)
 
 wanted=("${run_pkgs[@]}")
 if [ "$profile" = test ]; then
@@ -28,15 +28,29 @@ for pkg in "${wanted[@]}"; do
   is_installed "$pkg" || missing+=("$pkg")
 done
 
+# postfix asks for a mail configuration type on install: preselect "No configuration" (no
+# /etc/postfix/main.cf, no system mail service; the tests run private instances with their own config).
+postfix_preseed="postfix postfix/main_mailer_type select No configuration"
+needs_postfix=
+for pkg in "${missing[@]}"; do
+  if [ "$pkg" = postfix ]; then needs_postfix=1; fi
+done
+
 if [ "${#missing[@]}" -gt 0 ]; then
   install_cmd="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: as root, run:" >&2
+    if [ -n "$needs_postfix" ]; then
+      echo "  echo \"$postfix_preseed\" | debconf-set-selections" >&2
+    fi
     echo "  apt-get update && $install_cmd" >&2
     exit 1
   fi
   echo "install-deps: installing: ${missing[*]}"
+  if [ -n "$needs_postfix" ]; then
+    echo "$postfix_preseed" | debconf-set-selections
+  fi
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   still=()

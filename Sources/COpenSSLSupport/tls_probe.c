@@ -80,11 +80,56 @@ static int connect_with_deadline(const char *host, int port, int timeout_ms, cd_
     return fd;
 }
 
+/// Reads one SMTP reply (possibly multi-line: "250-…" until "250 …") and returns its code, or -1.
+static int smtp_reply(int fd, char *buffer, size_t size) {
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buffer + used, size - used - 1, 0);
+        if (n <= 0) return -1;
+        used += (size_t)n;
+        buffer[used] = '\0';
+        // The last line of a reply has a space after the code; find a complete one.
+        char *line = buffer;
+        for (;;) {
+            char *end = strstr(line, "\r\n");
+            if (end == NULL) break;
+            if (end - line >= 4 && line[3] == ' ') return atoi(line);
+            line = end + 2;
+        }
+        if (used >= size - 1) return -1;
+    }
+}
+
+static int smtp_starttls(int fd, cd_tls_probe_result *result) {
+    char buffer[8192];
+    int code = smtp_reply(fd, buffer, sizeof(buffer));
+    if (code != 220) { set_error(result, -4, "SMTP server did not greet with 220", NULL); return -1; }
+    const char *ehlo = "EHLO certdeploy.invalid\r\n";
+    if (send(fd, ehlo, strlen(ehlo), MSG_NOSIGNAL) < 0) { set_error(result, -4, "SMTP EHLO failed", strerror(errno)); return -1; }
+    code = smtp_reply(fd, buffer, sizeof(buffer));
+    if (code != 250) { set_error(result, -4, "SMTP EHLO was refused", NULL); return -1; }
+    if (strstr(buffer, "STARTTLS") == NULL) { set_error(result, -4, "SMTP server does not offer STARTTLS", NULL); return -1; }
+    const char *starttls = "STARTTLS\r\n";
+    if (send(fd, starttls, strlen(starttls), MSG_NOSIGNAL) < 0) { set_error(result, -4, "SMTP STARTTLS failed", strerror(errno)); return -1; }
+    code = smtp_reply(fd, buffer, sizeof(buffer));
+    if (code != 220) { set_error(result, -4, "SMTP STARTTLS was refused", NULL); return -1; }
+    return 0;
+}
+
 void cd_tls_probe(const char *host, int port, const char *server_name, int request_status, int timeout_ms,
                   cd_tls_probe_result *result) {
+    cd_tls_probe_starttls(host, port, server_name, request_status, timeout_ms, CD_STARTTLS_NONE, result);
+}
+
+void cd_tls_probe_starttls(const char *host, int port, const char *server_name, int request_status, int timeout_ms,
+                           cd_starttls starttls, cd_tls_probe_result *result) {
     memset(result, 0, sizeof(*result));
     int fd = connect_with_deadline(host, port, timeout_ms, result);
     if (fd < 0) return;
+    if (starttls == CD_STARTTLS_SMTP && smtp_starttls(fd, result) != 0) {
+        close(fd);
+        return;
+    }
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) { set_openssl_error(result, "cannot create TLS context"); close(fd); return; }

@@ -7,7 +7,7 @@ struct ConnectorsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connectors",
         abstract: "List the built-in connectors, or show one's config schema.",
-        subcommands: [List.self, Show.self, Docs.self],
+        subcommands: [List.self, Show.self, Docs.self, New.self],
         defaultSubcommand: List.self
     )
 
@@ -77,6 +77,25 @@ struct ConnectorsCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print(check ? "connector docs are up to date" : (stale.isEmpty ? "connector docs already up to date" : "wrote \(stale.joined(separator: ", "))"))
+        }
+    }
+
+    struct New: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new connector module wired into the package, the registry, the tests and the docs.",
+            discussion: "Creates Sources/Connectors/<Name>, Tests/<Name>Tests (conformance suite), docs/connectors/<id>.md, and adds one line each to Package.swift (targets, executable dependency) and the registry list.")
+        @Argument(help: "UpperCamelCase name, e.g. Postfix (the id is its lowercase form).") var name: String
+        @Option(help: "Repository root.") var root: String = "."
+
+        func run() async throws {
+            do {
+                let scaffold = try ConnectorScaffold(name: name, root: URL(fileURLWithPath: root))
+                for path in try scaffold.run() { print("wrote \(path)") }
+                print("next: fill in the TODOs, then `swift build` and `swift test --filter \(name)Tests`, and `certdeploy connectors docs --out docs/connectors`")
+            } catch let failure as ConnectorScaffold.Failure {
+                FileHandle.standardError.write(Data("error: \(failure)\n".utf8))
+                throw ExitCode(2)
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Core
 import Foundation
+import KubernetesClient
 import SSHTransport
 
 /// `certdeploy deploy`: one deploy, straight from this machine to one target (no server).
@@ -17,7 +18,7 @@ struct DeployCommand: AsyncParsableCommand {
     @Option(help: "Connector id (see `certdeploy connectors`). Default: the target file's `connector`.")
     var connector: String?
 
-    @Option(name: .customLong("config"), help: "Target file: {\"name\", \"connector\", \"ssh\": {…}, \"config\": {…}}.")
+    @Option(name: .customLong("config"), help: "Target file: {\"name\", \"connector\", \"ssh\": {…} or \"kubernetes\": {…}, \"config\": {…}}.")
     var targetFile: String
 
     @Option(help: "Certificate PEM: the leaf, optionally followed by its chain (fullchain.pem).")
@@ -89,6 +90,7 @@ struct DeployCommand: AsyncParsableCommand {
         guard let registered = registry.connector(id: connectorID) else {
             throw ValidationError("unknown connector \"\(connectorID)\"; known: \(registry.ids.joined(separator: ", "))")
         }
+        try target.requireTransport(registered.descriptor.transport, connectorID: connectorID)
         let configured: ConfiguredConnector
         do {
             configured = try registered.configure(target.config)
@@ -104,17 +106,33 @@ struct DeployCommand: AsyncParsableCommand {
         } catch let error as BundleError {
             throw ValidationError(error.message)
         }
+        let options = DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups,
+                                    checkOCSP: !skipOCSPCheck)
+        let printer: (@Sendable (StepRecord) -> Void)? = output == .text ? StepPrinter.print : nil
+        if let kubernetes = target.kubernetes {
+            let access: KubernetesAccess
+            do {
+                access = try kubernetes.access()
+            } catch let error as ClusterError {
+                throw ValidationError("\(targetFile): /kubernetes: \(error.message)")
+            }
+            let request = DeployRequest(targetID: target.name, bundle: bundle, connector: configured, context: PlanContext(targetID: target.name),
+                                        options: options, secrets: access.secrets)
+            if output == .text {
+                StepPrinter.line("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(access.server), \(access.origin))")
+            }
+            let clientOptions = KubernetesClientOptions(userAgent: KubernetesClientOptions.userAgent(version: CertdeployVersion.current))
+            return await DeployEngine().deploy(request, cluster: { try await KubernetesConnection.connect(access, options: clientOptions) }, observe: printer)
+        }
+        guard let ssh = target.ssh else { throw ValidationError("\(targetFile): /ssh: is required") }
         let request = DeployRequest(
             targetID: target.name, bundle: bundle, connector: configured,
-            context: PlanContext(targetID: target.name, transportHost: target.ssh.host),
-            options: DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups,
-                                   checkOCSP: !skipOCSPCheck),
-            secrets: target.ssh.secrets)
+            context: PlanContext(targetID: target.name, transportHost: ssh.host),
+            options: options,
+            secrets: ssh.secrets)
         if output == .text {
-            StepPrinter.line("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(target.ssh.user)@\(target.ssh.host):\(target.ssh.port))")
+            StepPrinter.line("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(ssh.user)@\(ssh.host):\(ssh.port))")
         }
-        let printer: (@Sendable (StepRecord) -> Void)? = output == .text ? StepPrinter.print : nil
-        let ssh = target.ssh
         return await DeployEngine().deploy(request, connect: { try await SSHConnector().connect(ssh) }, observe: printer)
     }
 

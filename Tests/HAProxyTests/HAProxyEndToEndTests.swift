@@ -87,6 +87,11 @@ final class HAProxyEndToEndTests: XCTestCase {
         let again = try await fixture.harness.deploy(HAProxyConnector.self, config: fixture.config(), leaf: leaf)
         XCTAssertEqual(again.outcome, .unchanged, "\(again.steps)")
         XCTAssertTrue(step(again, .compare)?.detail?.contains("still fresh") ?? false)
+
+        // Forced: everything is rewritten and reloaded; the kept staple is the one verify expects to see.
+        let forced = try await fixture.harness.deploy(HAProxyConnector.self, config: fixture.config(), leaf: leaf, options: DeployOptions(force: true))
+        XCTAssertEqual(forced.outcome, .succeeded, "\(String(describing: forced.failure))")
+        XCTAssertEqual(forced.staple?.der, result.staple?.der)
     }
 
     func testHotUpdateKeepsOpenConnectionsAndServesNewLeafWithStaple() async throws {

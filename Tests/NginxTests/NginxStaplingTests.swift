@@ -81,6 +81,14 @@ final class NginxStaplingTests: XCTestCase {
         let again = try await fixture.harness.deploy(NginxConnector.self, config: config, leaf: leaf)
         XCTAssertEqual(again.outcome, .unchanged, "\(again.steps)")
 
+        // OCSP check turned off: file mode plans without a staple, consistently (no dangling ssl_stapling_file).
+        let unchecked = try await fixture.harness.deploy(NginxConnector.self, config: config, leaf: try fixture.harness.issueLeaf(), options: DeployOptions(checkOCSP: false))
+        XCTAssertEqual(unchecked.outcome, .succeeded, "\(String(describing: unchecked.failure))")
+        XCTAssertEqual(unchecked.stapling?.mode, StaplingDecision.Mode.none)
+        let mustStapleUnchecked = try await fixture.harness.deploy(NginxConnector.self, config: config, leaf: try fixture.harness.issueLeaf(mustStaple: true), options: DeployOptions(checkOCSP: false))
+        XCTAssertEqual(mustStapleUnchecked.outcome, .failed)
+        XCTAssertEqual(mustStapleUnchecked.failure?.step, .staple)
+
         // Responder down, leaf not Must-Staple: served without a staple, the stale file removed, nginx -t passes.
         fixture.harness.ocsp.setMode(.down)
         let plain = try fixture.harness.issueLeaf()

@@ -25,6 +25,13 @@ typedef struct {
 void cd_tls_probe(const char *host, int port, const char *server_name, int request_status, int timeout_ms,
                   cd_tls_probe_result *result);
 
+/// Plain-text protocols that upgrade to TLS in-band before the handshake.
+typedef enum { CD_STARTTLS_NONE = 0, CD_STARTTLS_SMTP = 1 } cd_starttls;
+
+/// As cd_tls_probe, after the protocol's STARTTLS exchange (SMTP: 220 greeting, EHLO, STARTTLS, 220).
+void cd_tls_probe_starttls(const char *host, int port, const char *server_name, int request_status, int timeout_ms,
+                           cd_starttls starttls, cd_tls_probe_result *result);
+
 void cd_tls_probe_result_free(cd_tls_probe_result *result);
 
 #endif

@@ -112,6 +112,10 @@ public struct RolloutTarget: Sendable, Codable, Equatable, CustomStringConvertib
         self.name = name
     }
 
+    /// The pod template annotation a restart sets, as `kubectl rollout restart` sets its own
+    /// `kubectl.kubernetes.io/restartedAt`.
+    public static let restartAnnotation = "certdeploy.io/restartedAt"
+
     /// "Deployment web".
     public var description: String { "\(kind.rawValue) \(name)" }
 }

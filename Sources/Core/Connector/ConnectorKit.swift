@@ -29,14 +29,14 @@ public enum ConnectorKit {
     }
 
     /// The endpoint for `verify`, or nil when it is turned off.
-    public static func verifyEndpoint(_ verify: VerifyConfig, bundle: CertificateBundle, context: PlanContext) throws(PlanError) -> VerifyEndpoint? {
+    public static func verifyEndpoint(_ verify: VerifyConfig, bundle: CertificateBundle, context: PlanContext, startTLS: StartTLS = .none) throws(PlanError) -> VerifyEndpoint? {
         guard verify.enabled else { return nil }
         guard let host = verify.host ?? context.transportHost else {
             throw PlanError("verify is on but no verify host is set and the transport has none; set verify.host")
         }
         let serverName = verify.serverName ?? bundle.info.subjectAlternativeNames.first { !$0.hasPrefix("*") && $0.contains(where: \.isLetter) }
         return VerifyEndpoint(host: host, port: verify.port, serverName: serverName,
-                              deadline: .seconds(verify.timeoutSeconds), consecutiveMatches: verify.consecutiveMatches)
+                              deadline: .seconds(verify.timeoutSeconds), consecutiveMatches: verify.consecutiveMatches, startTLS: startTLS)
     }
 
     /// Two fields naming the same file.

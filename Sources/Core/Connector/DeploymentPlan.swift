@@ -177,22 +177,26 @@ public struct VerifyEndpoint: Sendable, Codable, Equatable {
     public var deadline: Duration
     /// Consecutive handshakes that must serve the new leaf: after a reload old workers may still answer for a moment.
     public var consecutiveMatches: Int
+    /// In-band upgrade before the handshake (SMTP STARTTLS on port 25).
+    public var startTLS: StartTLS
 
-    public init(host: String, port: Int, serverName: String?, deadline: Duration = .seconds(20), consecutiveMatches: Int = 3) {
+    public init(host: String, port: Int, serverName: String?, deadline: Duration = .seconds(20), consecutiveMatches: Int = 3, startTLS: StartTLS = .none) {
         self.host = host
         self.port = port
         self.serverName = serverName
         self.deadline = deadline
         self.consecutiveMatches = consecutiveMatches
+        self.startTLS = startTLS
     }
 
-    enum CodingKeys: String, CodingKey { case host, port, serverName, consecutiveMatches }
+    enum CodingKeys: String, CodingKey { case host, port, serverName, consecutiveMatches, startTLS }
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         host = try container.decode(String.self, forKey: .host)
         port = try container.decode(Int.self, forKey: .port)
         serverName = try container.decodeIfPresent(String.self, forKey: .serverName)
         consecutiveMatches = try container.decodeIfPresent(Int.self, forKey: .consecutiveMatches) ?? 3
+        startTLS = try container.decodeIfPresent(StartTLS.self, forKey: .startTLS) ?? .none
         deadline = .seconds(20)
     }
     public func encode(to encoder: any Encoder) throws {
@@ -201,9 +205,12 @@ public struct VerifyEndpoint: Sendable, Codable, Equatable {
         try container.encode(port, forKey: .port)
         try container.encodeIfPresent(serverName, forKey: .serverName)
         try container.encode(consecutiveMatches, forKey: .consecutiveMatches)
+        try container.encode(startTLS, forKey: .startTLS)
     }
 
-    public var description: String { "\(host):\(port)" + (serverName.map { " (SNI \($0))" } ?? "") }
+    public var description: String {
+        "\(host):\(port)" + (startTLS == .none ? "" : " (\(startTLS.rawValue) STARTTLS)") + (serverName.map { " (SNI \($0))" } ?? "")
+    }
 }
 
 /// How a target will serve OCSP staples for this certificate, and why.

@@ -32,6 +32,9 @@ public final class DeployEngine: Sendable {
         if let failure = await run.prepare() {
             return run.finish(.failed, failure)
         }
+        if run.plan.secret != nil {
+            return run.finish(.failed, run.failure(.plan, "connector \(request.connector.descriptor.id) plans a cluster Secret; deploy it with deploy(_:cluster:observe:)"))
+        }
         run.log.begin(.lock)
         await locks.acquire(request.targetID)
         run.log.end(.ok, "holding the deploy lock for target \(request.targetID)")
@@ -41,7 +44,8 @@ public final class DeployEngine: Sendable {
     }
 
     func probe(_ endpoint: VerifyEndpoint, requestStaple: Bool) async throws -> TLSProbeResult {
-        try await prober.probe(host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName, requestStaple: requestStaple, timeout: probeTimeout)
+        try await prober.probe(host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName, requestStaple: requestStaple,
+                               timeout: probeTimeout, startTLS: endpoint.startTLS)
     }
 }
 
@@ -138,7 +142,14 @@ struct DeployRun {
     private mutating func checkOCSP(draft: DeploymentPlan) async -> DeployFailure? {
         let info = request.bundle.info
         guard request.options.checkOCSP else {
-            log.skip(.staple, "OCSP check turned off for this deploy")
+            // Staple-file connectors must then plan without a staple rather than wait for one.
+            stapleLookedUp = true
+            if info.mustStaple, draft.stapling.willStaple, !request.options.allowMustStapleWithoutStapling {
+                let message = "certificate \(info.shortDescription) is Must-Staple, and with the OCSP check turned off no staple can be served"
+                log.skip(.staple, message)
+                return failure(.staple, message)
+            }
+            log.skip(.staple, "OCSP check turned off for this deploy: no revocation check, no staple file")
             return nil
         }
         guard let url = info.ocspURL else {
@@ -212,8 +223,11 @@ struct DeployRun {
                 let file = plan.files[index]
                 let current = try await host.readFile(at: file.path)
                 previous[file.path] = .some(current)
-                if let current, file.role == .staple, current.mode == file.mode, current.contents != file.contents, stapleStillFresh(current.contents) {
+                if let current, file.role == .staple, current.mode == file.mode, current.contents != file.contents,
+                   let fresh = freshStaple(current.contents) {
+                    // Keep the staple the target has: it is what verify must then see served.
                     plan.files[index].contents = current.contents
+                    staple = fresh
                     keptStaple = true
                     continue
                 }
@@ -366,12 +380,15 @@ struct DeployRun {
     }
 
     /// A staple already on the target for this leaf that is good and not yet halfway to its nextUpdate.
-    func stapleStillFresh(_ der: [UInt8]) -> Bool {
+    func stapleStillFresh(_ der: [UInt8]) -> Bool { freshStaple(der) != nil }
+
+    /// The staple `der` when it is good for this leaf and not yet halfway to its nextUpdate.
+    func freshStaple(_ der: [UInt8]) -> OCSPStaple? {
         guard let issuer = request.bundle.issuerDER,
               let current = try? OCSPStaple.check(der: der, leafDER: request.bundle.leafDER, issuerDER: issuer),
-              current.problem(at: request.options.now()) == nil, let nextUpdate = current.nextUpdate else { return false }
+              current.problem(at: request.options.now()) == nil, let nextUpdate = current.nextUpdate else { return nil }
         let halfLife = current.thisUpdate.addingTimeInterval(nextUpdate.timeIntervalSince(current.thisUpdate) / 2)
-        return request.options.now() < halfLife
+        return request.options.now() < halfLife ? current : nil
     }
 
     private func runRuntimeCommands(_ commands: [RuntimeCommand], _ hotUpdate: HotUpdatePlan, on host: any RemoteHost) async -> Result<String, VerifyMismatch> {

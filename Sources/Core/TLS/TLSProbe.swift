@@ -18,9 +18,21 @@ public struct TLSProbeError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(endpoint): \(message)" }
 }
 
+/// A plain-text protocol that upgrades to TLS in-band before the handshake.
+public enum StartTLS: String, Sendable, Codable, Equatable {
+    case none, smtp
+}
+
 /// Handshakes with a server to see which leaf (and staple) it serves.
 public protocol TLSProber: Sendable {
-    func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration) async throws -> TLSProbeResult
+    func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration, startTLS: StartTLS) async throws -> TLSProbeResult
+}
+
+extension TLSProber {
+    /// A direct TLS handshake (no STARTTLS).
+    public func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration) async throws -> TLSProbeResult {
+        try await probe(host: host, port: port, serverName: serverName, requestStaple: requestStaple, timeout: timeout, startTLS: .none)
+    }
 }
 
 /// ``TLSProber`` over the system OpenSSL, run on the ``BlockingPool``.
@@ -29,11 +41,12 @@ public struct OpenSSLTLSProber: TLSProber {
 
     public init(pool: BlockingPool = .shared) { self.pool = pool }
 
-    public func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration) async throws -> TLSProbeResult {
+    public func probe(host: String, port: Int, serverName: String?, requestStaple: Bool, timeout: Duration, startTLS: StartTLS) async throws -> TLSProbeResult {
+        let mode: cd_starttls = startTLS == .smtp ? CD_STARTTLS_SMTP : CD_STARTTLS_NONE
         let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         return try await pool.run {
             var raw = cd_tls_probe_result()
-            cd_tls_probe(host, Int32(port), serverName, requestStaple ? 1 : 0, milliseconds, &raw)
+            cd_tls_probe_starttls(host, Int32(port), serverName, requestStaple ? 1 : 0, milliseconds, mode, &raw)
             defer { cd_tls_probe_result_free(&raw) }
             guard raw.status == 0, let leafPointer = raw.leaf_der else {
                 let message = withUnsafeBytes(of: raw.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
