@@ -8,6 +8,7 @@ final class ScaffoldTests: XCTestCase {
     func testScaffoldCreatesModuleTestsDocsAndWiresPackageAndRegistry() throws {
         let copy = try TemporaryDirectory(prefix: "certdeploy-scaffold")
         let repository = ConnectorDocsTests.repository
+        _ = try copy.makeDirectory("Sources")
         _ = try copy.makeDirectory("Sources/certdeploy")
         for path in ["Package.swift", "Sources/certdeploy/BuiltinConnectors.swift"] {
             try FileManager.default.copyItem(atPath: repository.appendingPathComponent(path).path, toPath: copy.file(path))

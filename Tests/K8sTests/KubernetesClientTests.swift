@@ -117,6 +117,25 @@ final class KubernetesClientTests: XCTestCase {
         await fixture.stop()
     }
 
+    func testServerErrorsAreRetriedThenReported() async throws {
+        let fixture = try await K8sFixture()
+        let connection = try await connect(fixture, options: KubernetesClientOptions(userAgent: "certdeploy/test", retry: .init(maxAttempts: 3, baseDelay: .milliseconds(10))))
+        fixture.server.putSecret(namespace: "web", name: "site-tls", data: ["tls.crt": [1], "tls.key": [2]])
+        fixture.server.fail(next: 2, status: 503)
+        fixture.server.clearRequests()
+        let secret = try await connection.getSecret(namespace: "web", name: "site-tls")
+        XCTAssertEqual(secret?.data["tls.crt"], [1])
+        XCTAssertEqual(fixture.server.requests.map(\.status), [503, 503, 200])
+
+        fixture.server.fail(next: 5, status: 500)
+        let error = await clusterError { _ = try await connection.getSecret(namespace: "web", name: "site-tls") }
+        XCTAssertEqual(error?.code, .server)
+        XCTAssertEqual(error?.status, 500)
+        XCTAssertTrue(error?.message.contains("after 3 attempts: Internal error occurred: etcdserver: request timed out") ?? false, "\(String(describing: error))")
+        await connection.close()
+        await fixture.stop()
+    }
+
     func testUntrustedServerIsRefusedWithoutRetrying() async throws {
         let fixture = try await K8sFixture()
         let other = try FakeClusterCA(name: "not-the-cluster-ca")

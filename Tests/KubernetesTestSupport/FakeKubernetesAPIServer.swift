@@ -139,6 +139,15 @@ public final class FakeKubernetesAPIServer: Sendable {
         }
     }
 
+    /// The next `count` authenticated requests fail with `status` (500, 503, 504: an overloaded or restarting
+    /// API server, or etcd timing out).
+    public func fail(next count: Int, status: Int = 503) {
+        state.withLockedValue {
+            $0.failRemaining = count
+            $0.failStatus = status
+        }
+    }
+
     /// Runs `hook` once, just before the first request whose method and path match is handled (outside the
     /// fake's lock, so the hook may change the fake as another client would).
     public func beforeNext(_ method: String, pathSuffix: String, _ hook: @escaping @Sendable (FakeKubernetesAPIServer) -> Void) {
@@ -312,6 +321,8 @@ struct FakeClusterState: Sendable {
     var workloads: [WorkloadKey: FakeWorkload] = [:]
     var throttleRemaining = 0
     var retryAfterSeconds = 1
+    var failRemaining = 0
+    var failStatus = 503
     var hooks: [PendingHook] = []
     var log: [FakeKubernetesAPIServer.RecordedRequest] = []
 

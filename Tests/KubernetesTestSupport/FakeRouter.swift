@@ -44,6 +44,17 @@ struct FakeRouter {
             return response
         }
 
+        if state.failRemaining > 0 {
+            state.failRemaining -= 1
+            return switch state.failStatus {
+            case 503: Self.status(503, reason: "ServiceUnavailable", message: "the server is currently unable to handle the request", details: [:])
+            case 504: Self.status(504, reason: "Timeout", message: "the server was unable to return a response in the time allotted, but may still be processing the request",
+                                  details: [:])
+            default: Self.status(state.failStatus, reason: "InternalError", message: "Internal error occurred: etcdserver: request timed out",
+                                 details: ["causes": .array([.object(["message": .string("etcdserver: request timed out")])])])
+            }
+        }
+
         let parts = request.path.split(separator: "/").map(String.init)
         switch (request.method, parts.count) {
         case ("GET", 1) where parts == ["version"]:
