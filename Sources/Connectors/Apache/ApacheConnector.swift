@@ -42,15 +42,9 @@ public enum ApacheConnector: DeploymentTarget {
 
     public static func plan(for bundle: CertificateBundle, config: Config, context: PlanContext) throws(PlanError) -> DeploymentPlan {
         let stapling = ConnectorKit.vendorFetchedStapling(vendor: "Apache", enabled: config.stapling != .off, bundle: bundle)
-        let separateChain = config.chainPath != nil
-        var files = [
-            PlannedFile(path: config.certificatePath, text: separateChain ? bundle.leafPEM : bundle.fullChainPEM, mode: config.certificateMode,
-                        owner: config.owner, group: config.group, role: separateChain ? .certificate : .fullChain),
-            PlannedFile(path: config.keyPath, text: bundle.privateKeyPEM, mode: config.keyMode, owner: config.owner, group: config.group, role: .privateKey),
-        ]
-        if let chainPath = config.chainPath {
-            files.append(PlannedFile(path: chainPath, text: bundle.chainPEM, mode: config.certificateMode, owner: config.owner, group: config.group, role: .chain))
-        }
+        var files = ConnectorKit.certificateFiles(bundle, layout: .init(
+            certificatePath: config.certificatePath, keyPath: config.keyPath, chainPath: config.chainPath, certificateMode: config.certificateMode,
+            keyMode: config.keyMode, owner: config.owner, group: config.group, leafOnlyWithSeparateChain: true))
         let vhost = EmittedSnippet(
             name: "Apache virtual host",
             path: config.vhostSnippetPath,

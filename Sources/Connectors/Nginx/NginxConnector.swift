@@ -47,13 +47,9 @@ public enum NginxConnector: DeploymentTarget {
         let stapling = staplingDecision(bundle: bundle, config: config, context: context)
         var removals: [String] = []
         var notes: [String] = []
-        var files = [
-            PlannedFile(path: config.certificatePath, text: bundle.fullChainPEM, mode: config.certificateMode, owner: config.owner, group: config.group, role: .fullChain),
-            PlannedFile(path: config.keyPath, text: bundle.privateKeyPEM, mode: config.keyMode, owner: config.owner, group: config.group, role: .privateKey),
-        ]
-        if let chainPath = config.chainPath {
-            files.append(PlannedFile(path: chainPath, text: bundle.chainPEM, mode: config.certificateMode, owner: config.owner, group: config.group, role: .chain))
-        }
+        var files = ConnectorKit.certificateFiles(bundle, layout: .init(
+            certificatePath: config.certificatePath, keyPath: config.keyPath, chainPath: config.chainPath, certificateMode: config.certificateMode,
+            keyMode: config.keyMode, owner: config.owner, group: config.group))
         let snippet = EmittedSnippet(
             name: "nginx server block",
             path: config.snippetPath,

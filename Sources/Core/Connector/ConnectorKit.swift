@@ -39,6 +39,46 @@ public enum ConnectorKit {
                               deadline: .seconds(verify.timeoutSeconds), consecutiveMatches: verify.consecutiveMatches, startTLS: startTLS)
     }
 
+    /// Where a vendor reads the certificate, chain and key as separate files.
+    public struct CertificateFileLayout: Sendable {
+        public var certificatePath: String
+        public var keyPath: String
+        /// A separate intermediates file, when the vendor wants one.
+        public var chainPath: String?
+        public var certificateMode: FileMode
+        public var keyMode: FileMode
+        public var owner: String?
+        public var group: String?
+        /// With a separate chain file, put only the leaf in the certificate file (Apache before 2.4.8).
+        public var leafOnlyWithSeparateChain: Bool
+
+        public init(certificatePath: String, keyPath: String, chainPath: String?, certificateMode: FileMode, keyMode: FileMode,
+                    owner: String?, group: String?, leafOnlyWithSeparateChain: Bool = false) {
+            self.certificatePath = certificatePath
+            self.keyPath = keyPath
+            self.chainPath = chainPath
+            self.certificateMode = certificateMode
+            self.keyMode = keyMode
+            self.owner = owner
+            self.group = group
+            self.leafOnlyWithSeparateChain = leafOnlyWithSeparateChain
+        }
+    }
+
+    /// The certificate (full chain, or the leaf), key and optional chain files for `layout`.
+    public static func certificateFiles(_ bundle: CertificateBundle, layout: CertificateFileLayout) -> [PlannedFile] {
+        let leafOnly = layout.leafOnlyWithSeparateChain && layout.chainPath != nil
+        var files = [
+            PlannedFile(path: layout.certificatePath, text: leafOnly ? bundle.leafPEM : bundle.fullChainPEM, mode: layout.certificateMode,
+                        owner: layout.owner, group: layout.group, role: leafOnly ? .certificate : .fullChain),
+            PlannedFile(path: layout.keyPath, text: bundle.privateKeyPEM, mode: layout.keyMode, owner: layout.owner, group: layout.group, role: .privateKey),
+        ]
+        if let chainPath = layout.chainPath {
+            files.append(PlannedFile(path: chainPath, text: bundle.chainPEM, mode: layout.certificateMode, owner: layout.owner, group: layout.group, role: .chain))
+        }
+        return files
+    }
+
     /// Two fields naming the same file.
     public static func distinctPaths(_ paths: [(field: String, path: String?)]) -> [ConfigIssue] {
         var issues: [ConfigIssue] = []
