@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
         // System libraries.
@@ -70,6 +72,31 @@ let package = Package(
         .target(name: "HAProxyConnector", dependencies: ["Core"], path: "Sources/Connectors/HAProxy"),
         .target(name: "EnvoyConnector", dependencies: ["Core"], path: "Sources/Connectors/Envoy"),
         .target(name: "PostfixConnector", dependencies: ["Core"], path: "Sources/Connectors/Postfix"),
+        // The server's security building blocks: API keys, rate limits, secrets at rest, public routes, redaction.
+        .target(
+            name: "ServerSecurity",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/ServerSecurity"
+        ),
+        // The server's store (certificates, targets, deployments as jobs, audit events): SQLite by default,
+        // PostgreSQL for replicas. Not linked into the executable yet.
+        .target(
+            name: "Store",
+            dependencies: [
+                "Core",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Store"
+        ),
         // scaffold:connector-targets (`certdeploy connectors new` adds connector targets above this line)
         .target(name: "K8sConnector", dependencies: ["Core"], path: "Sources/Connectors/K8s"),
 
@@ -158,6 +185,20 @@ let package = Package(
         .testTarget(name: "EnvoyTests", dependencies: ["EnvoyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/EnvoyTests"),
         .testTarget(name: "K8sTests", dependencies: ["K8sConnector", "KubernetesClient", "KubernetesTestSupport", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/K8sTests"),
         .testTarget(name: "PostfixTests", dependencies: ["PostfixConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/PostfixTests"),
+        .testTarget(
+            name: "ServerSecurityTests",
+            dependencies: ["ServerSecurity", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ServerSecurityTests"
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: [
+                "Store", "Core", "TestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Tests/StoreTests"
+        ),
         // scaffold:connector-tests (`certdeploy connectors new` adds test targets above this line)
         .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport", "KubernetesTestSupport"], path: "Tests/CLITests"),
     ],

@@ -1,0 +1,236 @@
+import Foundation
+
+// The schema, one list of versioned migrations per backend. Applied at open, in order, each in the same
+// transaction as its row in `schema_migrations`. A released migration never changes: add a new version.
+//
+// Both schemas have the same tables, columns and constraint meanings:
+// - times are BIGINT microseconds since 1970 (identical round trips on both backends);
+// - names sort bytewise (PostgreSQL `COLLATE "C"`, SQLite's default BINARY), so pages come in the same
+//   order on both;
+// - `deployments_one_running_per_target` is the partial unique index that makes "one running deployment
+//   per target" a database fact, whatever the workers do;
+// - deployments keep no foreign key to targets or certificates: their history outlives both.
+
+enum Migrations {
+    static let postgres: [Migration] = [
+        Migration(version: 1, name: "initial schema", statements: [
+            """
+            CREATE TABLE certificates (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE certificate_versions (
+                certificate_name TEXT COLLATE "C" NOT NULL REFERENCES certificates (name) ON DELETE CASCADE,
+                version BIGINT NOT NULL,
+                certificate_pem TEXT NOT NULL,
+                chain_pem TEXT NOT NULL,
+                encrypted_private_key BYTEA NOT NULL,
+                sha256 TEXT NOT NULL,
+                not_after BIGINT NOT NULL,
+                subject_alt_names TEXT NOT NULL,
+                must_staple BOOLEAN NOT NULL,
+                created_at BIGINT NOT NULL,
+                CONSTRAINT certificate_versions_pkey PRIMARY KEY (certificate_name, version)
+            )
+            """,
+            """
+            CREATE TABLE targets (
+                id UUID PRIMARY KEY,
+                name TEXT COLLATE "C" NOT NULL CONSTRAINT targets_name_unique UNIQUE,
+                connector_id TEXT NOT NULL,
+                config_json TEXT NOT NULL,
+                transport_json TEXT NOT NULL,
+                certificate_name TEXT COLLATE "C" REFERENCES certificates (name),
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                version BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX targets_connector ON targets (connector_id, name, id)",
+            "CREATE INDEX targets_certificate ON targets (certificate_name)",
+            """
+            CREATE TABLE target_labels (
+                target_id UUID NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+                key TEXT COLLATE "C" NOT NULL,
+                value TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (target_id, key)
+            )
+            """,
+            "CREATE INDEX target_labels_key_value ON target_labels (key, value)",
+            """
+            CREATE TABLE deployments (
+                id UUID PRIMARY KEY,
+                seq BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT deployments_seq_unique UNIQUE,
+                target_id UUID NOT NULL,
+                certificate_name TEXT COLLATE "C" NOT NULL,
+                certificate_version BIGINT NOT NULL,
+                status TEXT NOT NULL CONSTRAINT deployments_status_check CHECK (status IN
+                    ('queued', 'running', 'succeeded', 'unchanged', 'failed', 'rolled_back', 'rollback_failed',
+                     'interrupted', 'cancelled')),
+                options_json TEXT NOT NULL,
+                steps_json TEXT NOT NULL,
+                failure_json TEXT,
+                result_json TEXT,
+                status_note TEXT,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                interruptions BIGINT NOT NULL DEFAULT 0,
+                lease_owner TEXT,
+                lease_expires_at BIGINT,
+                not_before BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                started_at BIGINT,
+                finished_at BIGINT,
+                actor TEXT NOT NULL,
+                CONSTRAINT deployments_lease_check CHECK (status <> 'running' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
+            )
+            """,
+            "CREATE UNIQUE INDEX deployments_one_running_per_target ON deployments (target_id) WHERE status = 'running'",
+            "CREATE INDEX deployments_queued ON deployments (seq) WHERE status = 'queued'",
+            "CREATE INDEX deployments_target ON deployments (target_id, status, seq)",
+            "CREATE INDEX deployments_certificate ON deployments (certificate_name, status)",
+            "CREATE INDEX deployments_lease ON deployments (lease_expires_at) WHERE status = 'running'",
+            """
+            CREATE TABLE audit_events (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                time BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                object_type TEXT NOT NULL,
+                object_id TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT
+            )
+            """,
+            "CREATE INDEX audit_events_object ON audit_events (object_type, object_id, id)",
+            "CREATE INDEX audit_events_actor ON audit_events (actor, id)",
+        ])
+    ]
+
+    static let sqlite: [Migration] = [
+        Migration(version: 1, name: "initial schema", statements: [
+            """
+            CREATE TABLE certificates (
+                name TEXT PRIMARY KEY,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE certificate_versions (
+                certificate_name TEXT NOT NULL REFERENCES certificates (name) ON DELETE CASCADE,
+                version INTEGER NOT NULL,
+                certificate_pem TEXT NOT NULL,
+                chain_pem TEXT NOT NULL,
+                encrypted_private_key BLOB NOT NULL,
+                sha256 TEXT NOT NULL,
+                not_after INTEGER NOT NULL,
+                subject_alt_names TEXT NOT NULL,
+                must_staple INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (certificate_name, version)
+            ) STRICT
+            """,
+            """
+            CREATE TABLE targets (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                connector_id TEXT NOT NULL,
+                config_json TEXT NOT NULL,
+                transport_json TEXT NOT NULL,
+                certificate_name TEXT REFERENCES certificates (name),
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                version INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX targets_connector ON targets (connector_id, name, id)",
+            "CREATE INDEX targets_certificate ON targets (certificate_name)",
+            """
+            CREATE TABLE target_labels (
+                target_id TEXT NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (target_id, key)
+            ) STRICT
+            """,
+            "CREATE INDEX target_labels_key_value ON target_labels (key, value)",
+            """
+            CREATE TABLE deployments (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                target_id TEXT NOT NULL,
+                certificate_name TEXT NOT NULL,
+                certificate_version INTEGER NOT NULL,
+                status TEXT NOT NULL CHECK (status IN
+                    ('queued', 'running', 'succeeded', 'unchanged', 'failed', 'rolled_back', 'rollback_failed',
+                     'interrupted', 'cancelled')),
+                options_json TEXT NOT NULL,
+                steps_json TEXT NOT NULL,
+                failure_json TEXT,
+                result_json TEXT,
+                status_note TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                interruptions INTEGER NOT NULL DEFAULT 0,
+                lease_owner TEXT,
+                lease_expires_at INTEGER,
+                not_before INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                started_at INTEGER,
+                finished_at INTEGER,
+                actor TEXT NOT NULL,
+                CHECK (status <> 'running' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
+            ) STRICT
+            """,
+            "CREATE UNIQUE INDEX deployments_one_running_per_target ON deployments (target_id) WHERE status = 'running'",
+            "CREATE INDEX deployments_queued ON deployments (seq) WHERE status = 'queued'",
+            "CREATE INDEX deployments_target ON deployments (target_id, status, seq)",
+            "CREATE INDEX deployments_certificate ON deployments (certificate_name, status)",
+            "CREATE INDEX deployments_lease ON deployments (lease_expires_at) WHERE status = 'running'",
+            """
+            CREATE TABLE audit_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                time INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                object_type TEXT NOT NULL,
+                object_id TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT
+            ) STRICT
+            """,
+            "CREATE INDEX audit_events_object ON audit_events (object_type, object_id, id)",
+            "CREATE INDEX audit_events_actor ON audit_events (actor, id)",
+        ])
+    ]
+
+    /// Creates `schema_migrations` if needed and applies the migrations not yet recorded there. Refuses a
+    /// database whose schema is newer than `migrations` knows. Returns the resulting version.
+    /// `lockStatement` (PostgreSQL: an advisory lock) keeps two replicas starting together from racing.
+    static func apply(_ migrations: [Migration], with driver: any SQLDriver, lockStatement: String?, now: Date) async throws -> Int {
+        try await driver.transaction(write: true) { tx in
+            if let lockStatement { try await tx.query(lockStatement) }
+            try await tx.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            let applied = Set(try await tx.query("SELECT version FROM schema_migrations").map { try $0.int("version") })
+            let known = migrations.map(\.version)
+            if let newest = applied.max(), newest > (known.max() ?? 0) {
+                throw StoreError.migration(
+                    "the \(driver.dialect.name) database has schema version \(newest), newer than this build knows (\(known.max() ?? 0)): upgrade certdeploy")
+            }
+            for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
+                do {
+                    for statement in migration.statements { try await tx.query(statement) }
+                } catch {
+                    throw StoreError.migration("\(driver.dialect.name) migration \(migration.version) (\(migration.name)) failed: \(error)")
+                }
+                try await tx.query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    [.int(migration.version), .text(migration.name), .time(now)])
+            }
+            return max(applied.max() ?? 0, known.max() ?? 0)
+        }
+    }
+}

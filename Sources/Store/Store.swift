@@ -1,0 +1,116 @@
+import Core
+import Foundation
+
+/// Everything the server keeps: certificates and their versions, targets, deployments (which are also the
+/// job queue) and audit events.
+///
+/// Two implementations behave the same and pass the same test suite: ``SQLiteStore`` (a file under the
+/// data directory; the default) and ``PostgresStore`` (shared by several server replicas).
+///
+/// Every mutation records an ``AuditEvent`` in the same transaction (and, when it fails, a "failure" event
+/// afterwards). Mutations that stamp times use the store's clock; the job calls take `now` so the lease
+/// logic can be driven by the caller (and by tests, without sleeping).
+///
+/// Jobs: a worker calls ``claimNext(owner:leaseDuration:limit:now:)`` to take queued deployments under a
+/// lease, ``heartbeat(deploymentID:owner:leaseDuration:stepsJSON:now:)`` while it works, and
+/// ``complete(deploymentID:owner:completion:now:)`` (or ``release(deploymentID:owner:retryAt:note:now:)`` to
+/// retry later) at the end. A target never has two running deployments: the database refuses it. Someone
+/// (every replica, periodically) calls ``requeueExpiredLeases(now:)``: a running deployment whose lease
+/// expired goes back to the queue once, and ends `interrupted` the next time.
+public protocol Store: Sendable {
+    // MARK: Certificates
+
+    /// Creates an empty certificate. Throws `.conflict(field: "name")` when the name is taken.
+    func createCertificate(name: String, actor: String) async throws -> CertificateRecord
+    /// Adds the next version (1, 2, …). Throws `.notFound` for an unknown certificate.
+    func addCertificateVersion(_ version: NewCertificateVersion, actor: String) async throws -> CertificateVersionRecord
+    func certificate(named name: String) async throws -> CertificateRecord
+    /// The given version, or the newest when `version` is nil. Throws `.notFound` when there is none.
+    func certificateVersion(name: String, version: Int?) async throws -> CertificateVersionRecord
+    /// All versions, oldest first.
+    func certificateVersions(name: String) async throws -> [CertificateVersionRecord]
+    /// Ordered by name. `limit` 1…500.
+    func listCertificates(namePrefix: String?, limit: Int, cursor: String?) async throws -> Page<CertificateRecord>
+    /// Deletes the certificate and its versions. Throws `.conflict(field: "targets")` while a target is bound
+    /// to it and `.conflict(field: "deployments")` while a deployment of it is queued or running.
+    func deleteCertificate(name: String, actor: String) async throws
+
+    // MARK: Targets
+
+    /// Throws `.conflict(field: "name")` for a taken name (or `"id"` for a taken id), `.notFound` for an
+    /// unknown bound certificate, `.invalidArgument` for bad labels or JSON.
+    func createTarget(_ target: NewTarget, actor: String) async throws -> TargetRecord
+    func target(id: UUID) async throws -> TargetRecord
+    func target(named name: String) async throws -> TargetRecord
+    /// Replaces the target's fields with `target`'s. `target.version` must be the stored version
+    /// (else `.staleVersion`); the result has the next version.
+    func updateTarget(_ target: TargetRecord, actor: String) async throws -> TargetRecord
+    /// Deletes the target and cancels its queued deployments (their history stays).
+    /// Throws `.conflict(field: "deployments")` while one of its deployments runs.
+    func deleteTarget(id: UUID, actor: String) async throws
+    /// Ordered by name, then id. `limit` 1…500. The cursor is opaque and stays valid across changes: a walk
+    /// returns every target that exists throughout it exactly once.
+    func listTargets(_ filter: TargetFilter, limit: Int, cursor: String?) async throws -> Page<TargetRecord>
+
+    // MARK: Deployments and jobs
+
+    /// Queues a deployment. Throws `.notFound` for an unknown target or certificate version.
+    func enqueue(_ deployment: NewDeployment, actor: String, now: Date) async throws -> DeploymentRecord
+    func deployment(id: UUID) async throws -> DeploymentRecord
+    /// Newest first. `limit` 1…500.
+    func listDeployments(_ filter: DeploymentFilter, limit: Int, cursor: String?) async throws -> Page<DeploymentRecord>
+    /// Claims up to `limit` (0…500: the worker's free slots) queued deployments whose `notBefore` has
+    /// passed, oldest first, at most one per target, only for targets with nothing running and only each
+    /// target's oldest queued one. They become `running`, leased to `owner` until `now + leaseDuration`, with
+    /// `attempts` incremented. May return fewer than are eligible while other claimers hold rows.
+    func claimNext(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [DeploymentRecord]
+    /// Extends the lease to `now + leaseDuration` and optionally records progress (`[StepRecord]` as JSON).
+    /// Throws `.leaseLost` when the deployment is not running under `owner` any more. (A lease that expired
+    /// but was not yet dealt with by `requeueExpiredLeases` is still extended: nobody else has it.)
+    func heartbeat(deploymentID: UUID, owner: String, leaseDuration: Duration, stepsJSON: String?, now: Date) async throws
+        -> DeploymentRecord
+    /// Records how a running deployment ended. Final: it is never retried. Throws `.leaseLost` as above.
+    func complete(deploymentID: UUID, owner: String, completion: DeploymentCompletion, now: Date) async throws -> DeploymentRecord
+    /// Gives a running deployment back to the queue, not to be claimed before `retryAt` (a retry after a
+    /// connection error). Throws `.leaseLost` as above.
+    func release(deploymentID: UUID, owner: String, retryAt: Date, note: String, now: Date) async throws -> DeploymentRecord
+    /// Deals with running deployments whose lease expired at or before `now` (their worker died): the first
+    /// time, back to `queued` with a status note; after that, final `interrupted`. Returns them as updated.
+    func requeueExpiredLeases(now: Date) async throws -> [DeploymentRecord]
+    /// Cancels a queued deployment. Throws `.invalidState` for a running or finished one.
+    func cancel(deploymentID: UUID, actor: String, now: Date) async throws -> DeploymentRecord
+
+    // MARK: Audit
+
+    /// Records an event the server observed itself (a refused request, …).
+    @discardableResult
+    func recordAuditEvent(_ event: NewAuditEvent) async throws -> AuditEvent
+    /// Newest first. `limit` 1…500.
+    func auditEvents(_ filter: AuditFilter, limit: Int, cursor: String?) async throws -> Page<AuditEvent>
+
+    // MARK: Lifecycle
+
+    /// The applied schema version.
+    func schemaVersion() async throws -> Int
+    /// Closes the connection(s). The store is unusable afterwards.
+    func close() async throws
+}
+
+extension Store {
+    /// Records the engine's result for a running deployment.
+    public func complete(deploymentID: UUID, owner: String, result: DeploymentResult, now: Date) async throws -> DeploymentRecord {
+        try await complete(deploymentID: deploymentID, owner: owner, completion: DeploymentCompletion(result: result), now: now)
+    }
+
+    /// Every target matching `filter`, walking all pages.
+    public func allTargets(_ filter: TargetFilter = TargetFilter(), pageSize: Int = 500) async throws -> [TargetRecord] {
+        var result: [TargetRecord] = []
+        var cursor: String?
+        repeat {
+            let page = try await listTargets(filter, limit: pageSize, cursor: cursor)
+            result += page.items
+            cursor = page.nextCursor
+        } while cursor != nil
+        return result
+    }
+}
