@@ -153,11 +153,7 @@ public final class SSHRemoteHost: RemoteHost {
             // SCP has no fsync: flush the uploaded temp files before they replace live ones.
             let count = moves.count
             script.append("sync -- " + (1...count).map { "\"$\($0)\"" }.joined(separator: " "))
-            arguments += moves.map(\.from)
-            for (index, move) in moves.enumerated() {
-                arguments.append(move.to)
-                _ = index
-            }
+            arguments += moves.map(\.from) + moves.map(\.to)
             let renames = moves.indices.map { "mv -f -- \"$\($0 + 1)\" \"$\(count + $0 + 1)\"" }
             script += renames
         } else {

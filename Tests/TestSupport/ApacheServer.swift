@@ -37,7 +37,7 @@ public final class ApacheServer: Sendable {
     /// ["/usr/sbin/apache2ctl", "-f", conf, "-k", "graceful"]
     public let reloadCommand: [String]
 
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
 
     private init(
         port: UInt16, serverName: String, directory: TemporaryDirectory, confPath: String,
@@ -85,14 +85,10 @@ public final class ApacheServer: Sendable {
         try dir.write("htdocs/index.html", "ok\n")
         let mimeTypes = try dir.write("mime.types", "text/html html htm\ntext/plain txt\n")
 
-        if access(vhostSnippetPath, F_OK) != 0 {
-            try writeSnippet(
-                vhostSnippetPath,
-                "SSLCertificateFile \(certificatePath)\nSSLCertificateKeyFile \(keyPath)\n")
-        }
-        if access(serverSnippetPath, F_OK) != 0 {
-            try writeSnippet(serverSnippetPath, "")
-        }
+        try writeFileIfMissing(
+            vhostSnippetPath, "SSLCertificateFile \(certificatePath)\nSSLCertificateKeyFile \(keyPath)\n",
+            what: "Apache snippet")
+        try writeFileIfMissing(serverSnippetPath, "", what: "Apache snippet")
 
         // As root, Apache must switch its children to an unprivileged user (without `User`
         // they run as uid -1 and log AH02155). The master reads certs and keys as root.
@@ -107,8 +103,7 @@ public final class ApacheServer: Sendable {
             .map { "LoadModule \($0)_module \(modulesDir)/mod_\($0).so" }
             .joined(separator: "\n")
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race
+        return try retryOnPortRace("apache2") {
             let port = try FreePort.allocate()
             let conf = """
                 # certdeploy test Apache: self-contained, everything under \(dir.path)
@@ -154,43 +149,38 @@ public final class ApacheServer: Sendable {
             let started = try ProcessRunner.run(
                 apache2ctlPath, ["-f", confPath, "-k", "start"], timeout: 30)
             if started.status != 0 {
-                let logText = (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? ""
-                lastError = "apache2 exited \(started.status): \(started.stdout)\(started.stderr)\nerror log:\n\(logText)"
-                if (started.stdout + started.stderr + logText).contains("Address already in use") { continue }
-                throw HarnessError(lastError)
+                let logText = readTextFile(errorLog)
+                let error = "apache2 exited \(started.status): \(started.stdout)\(started.stderr)\nerror log:\n\(logText)"
+                if (started.stdout + started.stderr + logText).contains("Address already in use") { return .portLost(error) }
+                throw HarnessError(error)
             }
             // apache2 binds before it detaches; the detached master writes the pid file.
             let pid: pid_t
             do {
-                pid = try waitForApachePID(pidFile, timeout: 10, log: errorLog)
+                pid = try waitForPIDFile(pidFile, timeout: 10, log: errorLog, daemon: "apache2") { logText in
+                    logText.contains("Configuration Failed") || logText.contains("Address already in use")
+                        || logText.contains("AH00015")
+                }
             } catch {
-                lastError = "\(error)"
-                if lastError.contains("Address already in use") { continue }
+                if "\(error)".contains("Address already in use") { return .portLost("\(error)") }
                 throw error
             }
-            do {
-                try FreePort.waitUntilListening(port: port, timeout: 10)
-            } catch {
-                ProcessRunner.terminate(pid: pid)
-                throw HarnessError("apache2 (pid \(pid)) did not listen on \(port): \(error)")
-            }
-            return ApacheServer(
+            try waitUntilListening([port], daemon: "apache2", pid: pid)
+            return .started(ApacheServer(
                 port: port, serverName: serverName, directory: dir, confPath: confPath,
                 errorLogPath: errorLog, pidPath: pidFile, vhostSnippetPath: vhostSnippetPath,
-                serverSnippetPath: serverSnippetPath, masterPID: pid)
+                serverSnippetPath: serverSnippetPath, masterPID: pid))
         }
-        throw HarnessError("apache2 did not start after 5 tries: \(lastError)")
     }
 
     /// The error log so far.
     public func errorLog() -> String {
-        (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? ""
+        readTextFile(errorLogPath)
     }
 
     /// The master's PID from the pid file (nil when missing or unreadable).
     public func pidFromFile() -> pid_t? {
-        guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8) else { return nil }
-        return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        PIDFile.read(pidPath)
     }
 
     /// True while the master process runs (not a zombie) and the pid file, if present, names it.
@@ -210,7 +200,7 @@ public final class ApacheServer: Sendable {
     /// Runs `validateCommand` (`apache2ctl -t`; "Syntax OK" is on stderr).
     @discardableResult
     public func validate() throws -> ProcessResult {
-        try ProcessRunner.run(validateCommand[0], Array(validateCommand.dropFirst()))
+        try ProcessRunner.run(argv: validateCommand)
     }
 
     /// Runs `reloadCommand` (`apache2ctl -k graceful`). It returns before the new generation
@@ -218,58 +208,17 @@ public final class ApacheServer: Sendable {
     /// check `isAlive()`.
     @discardableResult
     public func reload() throws -> ProcessResult {
-        try ProcessRunner.run(reloadCommand[0], Array(reloadCommand.dropFirst()))
+        try ProcessRunner.run(argv: reloadCommand)
     }
 
     /// Stops Apache: SIGTERM to the master, SIGKILL after 5 s, then kills any child left
     /// behind, and waits until they are gone. Idempotent; also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
-        ProcessRunner.terminate(pid: masterPID, signal: SIGTERM, timeout: 5)
+        stopOnce.terminate(pid: masterPID)
     }
 
     /// The installed Apache version, e.g. "2.4.71" (from `apache2 -v`), or "unknown".
     public static func version() -> String {
-        guard let result = try? ProcessRunner.run(apache2Path, ["-v"], timeout: 10) else { return "unknown" }
-        let text = result.stdout + result.stderr
-        guard let range = text.range(of: "Apache/") else { return "unknown" }
-        let version = text[range.upperBound...].prefix { !$0.isWhitespace }
-        return version.isEmpty ? "unknown" : String(version)
-    }
-
-    private static func writeSnippet(_ path: String, _ text: String) throws {
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw HarnessError("cannot write the Apache snippet \(path): \(error)")
-        }
-    }
-
-    /// Polls the pid file until it names a live process; fails early when the log shows
-    /// Apache gave up.
-    private static func waitForApachePID(_ path: String, timeout: TimeInterval, log: String) throws -> pid_t {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let text = try? String(contentsOfFile: path, encoding: .utf8),
-                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                ProcessRunner.isAlive(pid: pid)
-            {
-                return pid
-            }
-            let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if logText.contains("Configuration Failed") || logText.contains("Address already in use")
-                || logText.contains("AH00015")
-            {
-                throw HarnessError("apache2 failed to start (no pid in \(path)); log \(log):\n\(logText)")
-            }
-            if Date() >= deadline {
-                throw HarnessError("no live pid in \(path) after \(timeout)s; log \(log):\n\(logText)")
-            }
-            usleep(10_000)
-        }
+        VendorVersion.read(executable: apache2Path, arguments: ["-v"], after: "Apache/")
     }
 }

@@ -51,7 +51,7 @@ public final class EnvoyServer: Sendable {
     /// [envoy, "--mode", "validate", "-c", bootstrap]
     public let validateCommand: [String]
 
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
 
     private init(
         port: UInt16, adminPort: UInt16, serverName: String, directory: TemporaryDirectory,
@@ -98,8 +98,7 @@ public final class EnvoyServer: Sendable {
         let dir = try dir ?? TemporaryDirectory(prefix: "certdeploy-envoy")
         let logPath = dir.file("envoy.log")
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race
+        return try retryOnPortRace("envoy") {
             let port = try FreePort.allocate()
             let adminPort = try FreePort.allocate()
             let bootstrap = bootstrapYAML(
@@ -118,15 +117,13 @@ public final class EnvoyServer: Sendable {
                 pid: pid)
             do {
                 try server.waitUntilServing(timeout: 30)
-                return server
+                return .started(server)
             } catch {
                 server.stop()
-                lastError = "\(error)"
-                if server.log().contains("Address already in use") { continue }
+                if server.log().contains("Address already in use") { return .portLost("\(error)") }
                 throw error
             }
         }
-        throw HarnessError("envoy did not start after 5 tries: \(lastError)")
     }
 
     /// The bootstrap: admin on 127.0.0.1:`adminPort`, one TLS listener on 127.0.0.1:`port` whose
@@ -287,7 +284,7 @@ public final class EnvoyServer: Sendable {
 
     /// Envoy's log so far.
     public func log() -> String {
-        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        readTextFile(logPath)
     }
 
     /// The last `lines` lines of the log (for error messages; the start-up banner is long).
@@ -298,32 +295,29 @@ public final class EnvoyServer: Sendable {
     /// Runs `validateCommand` (`envoy --mode validate`).
     @discardableResult
     public func validate() throws -> ProcessResult {
-        try ProcessRunner.run(validateCommand[0], Array(validateCommand.dropFirst()))
+        try ProcessRunner.run(argv: validateCommand)
     }
 
     /// Stops Envoy: SIGTERM, SIGKILL after 5 s; waits until it is gone (and reaped). Idempotent;
     /// also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
+        stopOnce.run {
+            ProcessRunner.terminate(pid: pid, signal: SIGTERM, timeout: 5)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, WNOHANG)
         }
-        guard first else { return }
-        ProcessRunner.terminate(pid: pid, signal: SIGTERM, timeout: 5)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, WNOHANG)
     }
 
     /// The installed Envoy version, e.g. "1.40.0" (from `envoy --version`), or "unknown".
     public static func version() -> String {
-        guard access(binaryPath, X_OK) == 0,
-            let result = try? ProcessRunner.run(binaryPath, ["--version"], timeout: 30)
-        else { return "unknown" }
         // "/…/envoy  version: 9e55…/1.40.0/Clean/RELEASE/BoringSSL"
-        let text = result.stdout + result.stderr
-        guard let range = text.range(of: "version: ") else { return "unknown" }
-        let fields = text[range.upperBound...].prefix { !$0.isWhitespace }.split(separator: "/")
-        return fields.count >= 2 ? String(fields[1]) : "unknown"
+        VendorVersion.read(
+            executable: binaryPath, arguments: ["--version"], after: "version: ", timeout: 30,
+            requireExecutable: true
+        ) { text in
+            let fields = text.prefix { !$0.isWhitespace }.split(separator: "/")
+            return fields.count >= 2 ? String(fields[1]) : nil
+        }
     }
 }
 

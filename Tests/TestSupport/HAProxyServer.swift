@@ -59,7 +59,7 @@ public final class HAProxyServer: Sendable {
     /// ["/bin/sh", "-c", "kill -USR2 $(cat <pidfile>)"]
     public let reloadCommand: [String]
 
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
 
     private init(
         port: UInt16, statsPort: UInt16, serverName: String, directory: TemporaryDirectory,
@@ -100,20 +100,13 @@ public final class HAProxyServer: Sendable {
 
         let certArgument: String
         if let crtListPath {
-            if access(crtListPath, F_OK) != 0 {
-                do {
-                    try Data("\(combinedPEMPath) \(serverName)\n".utf8).write(to: URL(fileURLWithPath: crtListPath))
-                } catch {
-                    throw HarnessError("cannot write the crt-list \(crtListPath): \(error)")
-                }
-            }
+            try writeFileIfMissing(crtListPath, "\(combinedPEMPath) \(serverName)\n", what: "crt-list")
             certArgument = "crt-list \(crtListPath)"
         } else {
             certArgument = "crt \(combinedPEMPath)"
         }
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race
+        return try retryOnPortRace("haproxy") {
             let port = try FreePort.allocate()
             let statsPort = try FreePort.allocate()
             // No `user`/`group`/`chroot`: it runs as whoever starts it (root here) and needs no
@@ -142,39 +135,18 @@ public final class HAProxyServer: Sendable {
             let started = try ProcessRunner.run(
                 haproxyPath, ["-W", "-D", "-f", confPath, "-p", pidFile], timeout: 30)
             if started.status != 0 {
-                lastError = "haproxy exited \(started.status): \(started.stdout)\(started.stderr)"
-                if (started.stderr + started.stdout).contains("cannot bind") { continue }
-                throw HarnessError(lastError)
+                let error = "haproxy exited \(started.status): \(started.stdout)\(started.stderr)"
+                if (started.stderr + started.stdout).contains("cannot bind") { return .portLost(error) }
+                throw HarnessError(error)
             }
-            let pid = try Self.waitForMasterPID(pidFile, timeout: 10)
-            do {
-                try FreePort.waitUntilListening(port: port, timeout: 10)
-                try FreePort.waitUntilListening(port: statsPort, timeout: 10)
-            } catch {
-                ProcessRunner.terminate(pid: pid)
-                throw HarnessError("haproxy (pid \(pid)) did not listen on \(port)/\(statsPort): \(error)")
-            }
-            return HAProxyServer(
+            let pid = try PIDFile.waitForLivePID(
+                pidFile, timeout: 10, reader: PIDFile.readFirstLine,
+                missing: "haproxy: no live pid")
+            try waitUntilListening([port, statsPort], daemon: "haproxy", pid: pid)
+            return .started(HAProxyServer(
                 port: port, statsPort: statsPort, serverName: serverName, directory: dir,
                 confPath: confPath, pidPath: pidFile, combinedPEMPath: combinedPEMPath,
-                crtListPath: crtListPath, masterPID: pid)
-        }
-        throw HarnessError("haproxy did not start after 5 tries: \(lastError)")
-    }
-
-    private static func waitForMasterPID(_ path: String, timeout: TimeInterval) throws -> pid_t {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let text = try? String(contentsOfFile: path, encoding: .utf8),
-                let pid = pid_t(text.split(separator: "\n").first?.trimmingCharacters(in: .whitespaces) ?? ""),
-                ProcessRunner.isAlive(pid: pid)
-            {
-                return pid
-            }
-            if Date() >= deadline {
-                throw HarnessError("haproxy: no live pid in \(path) after \(timeout)s")
-            }
-            usleep(10_000)
+                crtListPath: crtListPath, masterPID: pid))
         }
     }
 
@@ -210,7 +182,7 @@ public final class HAProxyServer: Sendable {
     /// Runs `validateCommand` (`haproxy -c`).
     @discardableResult
     public func validate() throws -> ProcessResult {
-        try ProcessRunner.run(validateCommand[0], Array(validateCommand.dropFirst()))
+        try ProcessRunner.run(argv: validateCommand)
     }
 
     /// Runs `reloadCommand` (`kill -USR2 <master>`), then waits up to `timeout` seconds for a new
@@ -218,7 +190,7 @@ public final class HAProxyServer: Sendable {
     @discardableResult
     public func reload(timeout: TimeInterval = 10) throws -> ProcessResult {
         let before = Set(workerPIDs())
-        let result = try ProcessRunner.run(reloadCommand[0], Array(reloadCommand.dropFirst()))
+        let result = try ProcessRunner.run(argv: reloadCommand)
         guard result.succeeded else { return result }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -231,21 +203,14 @@ public final class HAProxyServer: Sendable {
     /// Stops HAProxy: SIGTERM to the master (it hard-stops the workers), SIGKILL after 5 s, then
     /// kills any worker left behind. Idempotent; also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
-        ProcessRunner.terminate(pid: masterPID, signal: SIGTERM, timeout: 5)
+        stopOnce.terminate(pid: masterPID)
     }
 
     /// The installed HAProxy version without the Debian suffix, e.g. "2.6.12" (from `haproxy -v`), or "unknown".
     public static func version() -> String {
-        guard let result = try? ProcessRunner.run(haproxyPath, ["-v"], timeout: 10) else { return "unknown" }
-        let text = result.stdout + result.stderr
-        guard let range = text.range(of: "version ") else { return "unknown" }
-        let version = text[range.upperBound...].prefix { $0.isNumber || $0 == "." }
-        return version.isEmpty ? "unknown" : String(version)
+        VendorVersion.read(executable: haproxyPath, arguments: ["-v"], after: "version ") { text in
+            String(text.prefix { $0.isNumber || $0 == "." })
+        }
     }
 }
 

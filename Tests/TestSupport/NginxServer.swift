@@ -26,7 +26,7 @@ public final class NginxServer: Sendable {
     /// ["/usr/sbin/nginx", "-s", "reload", "-c", conf, "-e", errlog]
     public let reloadCommand: [String]
 
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
 
     private init(
         port: UInt16, serverName: String, directory: TemporaryDirectory, confPath: String,
@@ -70,21 +70,15 @@ public final class NginxServer: Sendable {
 
         let tlsLines: String
         if let snippet = includeSnippetPath {
-            if access(snippet, F_OK) != 0 {
-                let text = "ssl_certificate \(certificatePath);\nssl_certificate_key \(keyPath);\n"
-                do {
-                    try Data(text.utf8).write(to: URL(fileURLWithPath: snippet))
-                } catch {
-                    throw HarnessError("cannot write the nginx snippet \(snippet): \(error)")
-                }
-            }
+            try writeFileIfMissing(
+                snippet, "ssl_certificate \(certificatePath);\nssl_certificate_key \(keyPath);\n",
+                what: "nginx snippet")
             tlsLines = "        include \(snippet);"
         } else {
             tlsLines = "        ssl_certificate \(certificatePath);\n        ssl_certificate_key \(keyPath);"
         }
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race
+        return try retryOnPortRace("nginx") {
             let port = try FreePort.allocate()
             let conf = """
                 worker_processes 1;
@@ -120,30 +114,24 @@ public final class NginxServer: Sendable {
 
             let started = try ProcessRunner.run(nginxPath, ["-c", confPath, "-e", errorLog], timeout: 30)
             if started.status != 0 {
-                let logText = (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? ""
-                lastError = "nginx exited \(started.status): \(started.stderr)\nerror log:\n\(logText)"
-                if started.stderr.contains("Address already in use") { continue }
-                throw HarnessError(lastError)
+                let logText = readTextFile(errorLog)
+                let error = "nginx exited \(started.status): \(started.stderr)\nerror log:\n\(logText)"
+                if started.stderr.contains("Address already in use") { return .portLost(error) }
+                throw HarnessError(error)
             }
             // nginx binds before it daemonizes and writes the pid file once the master runs.
             let pid = try waitForPIDFile(pidFile, timeout: 10, log: errorLog)
-            do {
-                try FreePort.waitUntilListening(port: port, timeout: 10)
-            } catch {
-                ProcessRunner.terminate(pid: pid)
-                throw HarnessError("nginx (pid \(pid)) did not listen on \(port): \(error)")
-            }
-            return NginxServer(
+            try waitUntilListening([port], daemon: "nginx", pid: pid)
+            return .started(NginxServer(
                 port: port, serverName: serverName, directory: dir, confPath: confPath,
                 errorLogPath: errorLog, pidPath: pidFile, includeSnippetPath: includeSnippetPath,
-                masterPID: pid)
+                masterPID: pid))
         }
-        throw HarnessError("nginx did not start after 5 tries: \(lastError)")
     }
 
     /// The error log so far.
     public func errorLog() -> String {
-        (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? ""
+        readTextFile(errorLogPath)
     }
 
     /// True while the master process runs.
@@ -155,32 +143,23 @@ public final class NginxServer: Sendable {
     /// Runs `validateCommand` (`nginx -t`).
     @discardableResult
     public func validate() throws -> ProcessResult {
-        try ProcessRunner.run(validateCommand[0], Array(validateCommand.dropFirst()))
+        try ProcessRunner.run(argv: validateCommand)
     }
 
     /// Runs `reloadCommand` (`nginx -s reload`). The command returns before new workers serve.
     @discardableResult
     public func reload() throws -> ProcessResult {
-        try ProcessRunner.run(reloadCommand[0], Array(reloadCommand.dropFirst()))
+        try ProcessRunner.run(argv: reloadCommand)
     }
 
     /// Stops nginx: SIGTERM to the master (fast shutdown), SIGKILL after 5 s, then kills any
     /// worker left behind, and waits until they are gone. Idempotent; also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
-        ProcessRunner.terminate(pid: masterPID, signal: SIGTERM, timeout: 5)
+        stopOnce.terminate(pid: masterPID)
     }
 
     /// The installed nginx version, e.g. "1.22.1" (from `nginx -v`), or "unknown".
     public static func version() -> String {
-        guard let result = try? ProcessRunner.run(nginxPath, ["-v"], timeout: 10) else { return "unknown" }
-        let text = result.stderr + result.stdout
-        guard let range = text.range(of: "nginx/") else { return "unknown" }
-        let version = text[range.upperBound...].prefix { !$0.isWhitespace }
-        return version.isEmpty ? "unknown" : String(version)
+        VendorVersion.read(executable: nginxPath, arguments: ["-v"], after: "nginx/", stderrFirst: true)
     }
 }

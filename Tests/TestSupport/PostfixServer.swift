@@ -84,7 +84,7 @@ public final class PostfixServer: Sendable {
     /// garbage or mismatched chain file. ["/bin/sh", "-c", "<script>", "postfix-strict-check"]
     public let strictValidateCommand: [String]
 
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
 
     private init(
         port: UInt16, serverName: String, directory: TemporaryDirectory, configDirectory: String,
@@ -150,8 +150,7 @@ public final class PostfixServer: Sendable {
         let dataDirectory = dir.file("data")
         let logPath = dir.file("postfix.log")
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race (or shared with another Postfix)
+        return try retryOnPortRace("postfix") {  // also retried: a port shared with another Postfix
             let port = try FreePort.allocate()
             try dir.write("etc/main.cf", mainCF(
                 directory: dir.path, queueDirectory: queueDirectory, dataDirectory: dataDirectory,
@@ -162,43 +161,40 @@ public final class PostfixServer: Sendable {
 
             let started = try ProcessRunner.run(postfixPath, ["-c", configDirectory, "start"], timeout: 60)
             let newLog = { () -> String in
-                let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                let text = readTextFile(logPath)
                 let bytes = Array(text.utf8)
                 return logOffset < bytes.count ? String(decoding: bytes[logOffset...], as: UTF8.self) : ""
             }
             if started.status != 0 {
-                lastError = "postfix start exited \(started.status): \(started.stdout)\(started.stderr)\nlog \(logPath):\n\(newLog())"
+                let error = "postfix start exited \(started.status): \(started.stdout)\(started.stderr)\nlog \(logPath):\n\(newLog())"
                 // Master may have died after writing its pid file; make sure nothing is left.
-                if let pid = readPID(queueDirectory + "/pid/master.pid") { killInstance(masterPID: pid) }
-                if lastError.contains("Address already in use") { continue }
-                throw HarnessError(lastError)
+                if let pid = PIDFile.read(queueDirectory + "/pid/master.pid") { killInstance(masterPID: pid) }
+                if error.contains("Address already in use") { return .portLost(error) }
+                throw HarnessError(error)
             }
             let pid: pid_t
             do {
-                pid = try waitForMasterPID(queueDirectory + "/pid/master.pid", timeout: 10)
+                pid = try PIDFile.waitForLivePID(
+                    queueDirectory + "/pid/master.pid", timeout: 10, missing: "postfix: no live master pid")
             } catch {
                 throw HarnessError("\(error)\nlog \(logPath):\n\(newLog())")
             }
-            do {
-                try FreePort.waitUntilListening(port: port, timeout: 10)
-            } catch {
-                killInstance(masterPID: pid)
-                throw HarnessError("postfix master (pid \(pid)) did not listen on \(port): \(error)\nlog \(logPath):\n\(newLog())")
-            }
+            try waitUntilListening(
+                [port], daemon: "postfix master", pid: pid, details: { "\nlog \(logPath):\n\(newLog())" },
+                cleanup: { killInstance(masterPID: $0) })
             // SO_REUSEPORT: another Postfix may share this port. Then both retry elsewhere.
             let listeners = listenerCount(port: port)
             if listeners != 1 {
                 _ = try? ProcessRunner.run(postfixPath, ["-c", configDirectory, "stop"], timeout: 20)
                 killInstance(masterPID: pid)
-                lastError = "\(listeners) listeners on 127.0.0.1:\(port) (another Postfix shares the port via SO_REUSEPORT)"
-                continue
+                return .portLost(
+                    "\(listeners) listeners on 127.0.0.1:\(port) (another Postfix shares the port via SO_REUSEPORT)")
             }
-            return PostfixServer(
+            return .started(PostfixServer(
                 port: port, serverName: serverName, directory: dir, configDirectory: configDirectory,
                 queueDirectory: queueDirectory, dataDirectory: dataDirectory, logPath: logPath,
-                chainFilesPath: chainFilesPath, masterPID: pid)
+                chainFilesPath: chainFilesPath, masterPID: pid))
         }
-        throw HarnessError("postfix did not start after 5 tries: \(lastError)")
     }
 
     /// The main.cf `start` writes.
@@ -276,11 +272,11 @@ public final class PostfixServer: Sendable {
 
     /// Postfix's log so far.
     public func log() -> String {
-        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        readTextFile(logPath)
     }
 
     /// The master's PID from `<queue>/pid/master.pid` (nil when missing or unreadable).
-    public func pidFromFile() -> pid_t? { Self.readPID(pidPath) }
+    public func pidFromFile() -> pid_t? { PIDFile.read(pidPath) }
 
     /// True while the master runs (not a zombie) and the pid file, if present, names it.
     public func isAlive() -> Bool {
@@ -295,7 +291,7 @@ public final class PostfixServer: Sendable {
     /// Runs `validateCommand` (`postfix check`; exits 0 even when the TLS files are missing).
     @discardableResult
     public func validate() throws -> ProcessResult {
-        try ProcessRunner.run(validateCommand[0], Array(validateCommand.dropFirst()), timeout: 60)
+        try ProcessRunner.run(argv: validateCommand, timeout: 60)
     }
 
     /// Runs `reloadCommand` (`postfix reload`: SIGHUP to the master; returns at once). New STARTTLS
@@ -304,7 +300,7 @@ public final class PostfixServer: Sendable {
     @discardableResult
     public func reload(timeout: TimeInterval = 10) throws -> ProcessResult {
         let before = Self.liveProcesses(inGroup: masterPID).filter { Self.command(of: $0) == "smtpd" }
-        let result = try ProcessRunner.run(reloadCommand[0], Array(reloadCommand.dropFirst()), timeout: 60)
+        let result = try ProcessRunner.run(argv: reloadCommand, timeout: 60)
         guard result.succeeded else { return result }
         let deadline = Date().addingTimeInterval(timeout)
         while before.contains(where: { ProcessRunner.isAlive(pid: $0) }) && Date() < deadline {
@@ -334,11 +330,7 @@ public final class PostfixServer: Sendable {
     /// there, then SIGKILL to any process left in its process group. Other instances are untouched.
     /// Idempotent; also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
+        guard stopOnce.claim() else { return }
         if ProcessRunner.isAlive(pid: masterPID) {
             _ = try? ProcessRunner.run(Self.postfixPath, ["-c", configDirectory, "stop"], timeout: 20)
         }
@@ -347,12 +339,12 @@ public final class PostfixServer: Sendable {
 
     /// The installed Postfix version, e.g. "3.7.11" (from `postconf -d -h mail_version`), or "unknown".
     public static func version() -> String {
-        guard access(postconfPath, X_OK) == 0,
-            let result = try? ProcessRunner.run(postconfPath, ["-d", "-h", "mail_version"], timeout: 30),
-            result.succeeded
-        else { return "unknown" }
+        guard let result = VendorVersion.output(
+            executable: postconfPath, arguments: ["-d", "-h", "mail_version"], timeout: 30,
+            requireExecutable: true, requireSuccess: true)
+        else { return VendorVersion.unknown }
         let version = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        return version.isEmpty ? "unknown" : version
+        return version.isEmpty ? VendorVersion.unknown : version
     }
 
     // MARK: - Helpers
@@ -390,22 +382,6 @@ public final class PostfixServer: Sendable {
     private static func command(of pid: pid_t) -> String {
         ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    private static func readPID(_ path: String) -> pid_t? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))  // right-aligned in 10+ spaces
-    }
-
-    private static func waitForMasterPID(_ path: String, timeout: TimeInterval) throws -> pid_t {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let pid = readPID(path), ProcessRunner.isAlive(pid: pid) { return pid }
-            if Date() >= deadline {
-                throw HarnessError("postfix: no live master pid in \(path) after \(timeout)s")
-            }
-            usleep(10_000)
-        }
     }
 
     /// How many sockets LISTEN on 127.0.0.1:`port` (from /proc/net/tcp).

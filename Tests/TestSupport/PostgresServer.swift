@@ -22,7 +22,7 @@ public final class PostgresServer: Sendable {
     /// The postmaster's PID.
     public let pid: pid_t
 
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
     private let databaseCounter = Locked(0)
 
     private init(port: UInt16, directory: TemporaryDirectory, dataDirectory: String, logPath: String, pid: pid_t) {
@@ -64,8 +64,7 @@ public final class PostgresServer: Sendable {
             throw HarnessError("initdb failed (exit \(initdb.status)):\n\(initdb.stdout)\n\(initdb.stderr)")
         }
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race
+        return try retryOnPortRace("PostgreSQL") {
             let port = try FreePort.allocate()
             let options = [
                 "-p \(port)", "-k \(dir.path)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c synchronous_commit=off",
@@ -74,19 +73,16 @@ public final class PostgresServer: Sendable {
             let started = try runAsServerUser(
                 binDirectory + "/pg_ctl", ["-D", dataDir, "-l", logPath, "-o", options, "-w", "-t", "60", "start"], timeout: 90)
             if started.status != 0 {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                lastError = "pg_ctl start exited \(started.status): \(started.stdout)\(started.stderr)\nlog:\n\(log)"
-                if log.contains("Address already in use") || log.contains("could not bind") { continue }
-                throw HarnessError(lastError)
+                let log = readTextFile(logPath)
+                let error = "pg_ctl start exited \(started.status): \(started.stdout)\(started.stderr)\nlog:\n\(log)"
+                if log.contains("Address already in use") || log.contains("could not bind") { return .portLost(error) }
+                throw HarnessError(error)
             }
-            guard let pidText = try? String(contentsOfFile: dataDir + "/postmaster.pid", encoding: .utf8),
-                let pid = pid_t(pidText.split(separator: "\n").first ?? "")
-            else {
+            guard let pid = PIDFile.readFirstLine(dataDir + "/postmaster.pid") else {
                 throw HarnessError("PostgreSQL started but \(dataDir)/postmaster.pid is unreadable")
             }
-            return PostgresServer(port: port, directory: dir, dataDirectory: dataDir, logPath: logPath, pid: pid)
+            return .started(PostgresServer(port: port, directory: dir, dataDirectory: dataDir, logPath: logPath, pid: pid))
         }
-        throw HarnessError("PostgreSQL did not start after 5 tries: \(lastError)")
     }
 
     /// Creates a database with a fresh name (`<prefix>_<n>`) and returns its name.
@@ -117,7 +113,7 @@ public final class PostgresServer: Sendable {
 
     /// The server log so far.
     public func log() -> String {
-        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        readTextFile(logPath)
     }
 
     public func isAlive() -> Bool { ProcessRunner.isAlive(pid: pid) }
@@ -125,11 +121,7 @@ public final class PostgresServer: Sendable {
     /// Stops the server (`pg_ctl stop -m fast`, then SIGKILL by PID if it is still there) and removes its
     /// temporary directory. Idempotent; also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
+        guard stopOnce.claim() else { return }
         _ = try? Self.runAsServerUser(Self.binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-t", "20", "stop"], timeout: 30)
         if isAlive() { ProcessRunner.terminate(pid: pid, signal: SIGQUIT, timeout: 5) }
         directory.remove()

@@ -84,7 +84,7 @@ public final class SSHServer: Sendable {
     public let options: Options
 
     private let authorizeLock = NSLock()
-    private let stopped = Locked(false)
+    private let stopOnce = StopOnce()
 
     private init(
         port: UInt16, directory: TemporaryDirectory, configPath: String, logPath: String,
@@ -137,8 +137,7 @@ public final class SSHServer: Sendable {
             }
         }
 
-        var lastError = ""
-        for _ in 0..<5 {  // retry on a port lost to a race
+        return try retryOnPortRace("sshd") {
             let port = try FreePort.allocate()
             var lines = extras
             lines += [
@@ -175,7 +174,7 @@ public final class SSHServer: Sendable {
             // the pid file once it listens.
             let started = try ProcessRunner.run(sshdPath, ["-f", config, "-E", log], timeout: 30)
             if started.status != 0 {
-                let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                let logText = readTextFile(log)
                 throw HarnessError("sshd exited \(started.status): \(started.stderr)\nlog:\n\(logText)")
             }
             let pid: pid_t
@@ -184,22 +183,16 @@ public final class SSHServer: Sendable {
                     logText.contains("Cannot bind any address") || logText.contains("fatal:")
                 }
             } catch {
-                lastError = "\(error)"
-                if lastError.contains("Address already in use") { continue }
+                if "\(error)".contains("Address already in use") { return .portLost("\(error)") }
                 throw error
             }
-            do {
-                try FreePort.waitUntilListening(port: port, timeout: 10)
-            } catch {
-                ProcessRunner.terminate(pid: pid)
-                throw HarnessError("sshd (pid \(pid)) did not listen on \(port): \(error)\nlog \(log):\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-            }
-            return SSHServer(
+            try waitUntilListening(
+                [port], daemon: "sshd", pid: pid, details: { "\nlog \(log):\n\(readTextFile(log))" })
+            return .started(SSHServer(
                 port: port, directory: dir, configPath: config, logPath: log,
                 authorizedKeysPath: authorizedKeys, hostKeyPath: hostKey, pid: pid,
-                hostKeyFingerprint: String(fingerprint), hostPublicKeyLine: hostPub, options: options)
+                hostKeyFingerprint: String(fingerprint), hostPublicKeyLine: hostPub, options: options))
         }
-        throw HarnessError("sshd did not start after 5 tries: \(lastError)")
     }
 
     /// "[127.0.0.1]:PORT <keytype> <base64>" for a known_hosts file.
@@ -210,7 +203,7 @@ public final class SSHServer: Sendable {
 
     /// The sshd log so far.
     public func log() -> String {
-        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        readTextFile(logPath)
     }
 
     /// Appends a public key line to the shared authorized_keys file (valid for every user).
@@ -238,12 +231,7 @@ public final class SSHServer: Sendable {
     /// Stops the sshd master (SIGTERM, then SIGKILL) and waits for it to exit. Open sessions'
     /// processes are left to end with their connections. Idempotent; also runs on deinit.
     public func stop() {
-        let first = stopped.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
-        ProcessRunner.terminate(pid: pid, signal: SIGTERM, timeout: 5)
+        stopOnce.terminate(pid: pid)
     }
 
     /// Makes a user key with `ssh-keygen -q` in `dir`.
@@ -271,29 +259,5 @@ public final class SSHServer: Sendable {
         return SSHUserKey(
             privateKeyPath: path, privateKeyPEM: privateText, publicKeyLine: publicLine,
             passphrase: passphrase, type: type)
-    }
-}
-
-/// Polls a daemon's pid file until it holds a live PID. Fails early when `failed` says the
-/// log (read on each poll) shows the daemon gave up.
-func waitForPIDFile(
-    _ path: String, timeout: TimeInterval, log: String, failed: (String) -> Bool = { _ in false }
-) throws -> pid_t {
-    let deadline = Date().addingTimeInterval(timeout)
-    while true {
-        if let text = try? String(contentsOfFile: path, encoding: .utf8),
-            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-            ProcessRunner.isAlive(pid: pid)
-        {
-            return pid
-        }
-        let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        if failed(logText) {
-            throw HarnessError("daemon failed to start (no pid in \(path)); log \(log):\n\(logText)")
-        }
-        if Date() >= deadline {
-            throw HarnessError("no live pid in \(path) after \(timeout)s; log \(log):\n\(logText)")
-        }
-        usleep(10_000)
     }
 }

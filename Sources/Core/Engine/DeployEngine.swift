@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// The only code that acts on a target: lock, connect, compare, back up, write, activate, validate,
