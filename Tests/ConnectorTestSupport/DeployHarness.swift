@@ -6,8 +6,7 @@ import XCTest
 
 /// Everything a connector end-to-end test needs besides its vendor daemon: a real sshd with a user key,
 /// a test CA whose files an OCSP responder serves, and a way to deploy through the real engine.
-public final class DeployHarness: @unchecked Sendable {
-    // @unchecked: a harness lives inside one test method; its mutable state (none after init) is not shared.
+public final class DeployHarness: Sendable {
     public let directory: TemporaryDirectory
     public let ca: TestCertificateAuthority
     public let sshd: SSHServer

@@ -115,6 +115,8 @@ public final class OCSPResponder: Sendable {
 /// The threads and sockets behind `OCSPResponder` (kept separate so that the threads hold
 /// this object, not the responder, and the responder's deinit can stop them).
 final class OCSPHTTPServer: @unchecked Sendable {
+    // @unchecked Sendable: every stored property is a `let`; the mutable state lives in `state`
+    // (a `Locked`, so every access holds its lock) and mode changes are serialised by `modeLock`.
     struct Config: Sendable {
         let indexPath: String
         let responderCertPath: String
@@ -136,6 +138,7 @@ final class OCSPHTTPServer: @unchecked Sendable {
 
     /// One listening socket and its accept thread. The thread alone closes the socket.
     private final class Listener: @unchecked Sendable {
+        // @unchecked Sendable: `fd` is immutable, `stopRequested` is a `Locked`, and DispatchSemaphore is thread-safe.
         let fd: Int32
         let stopRequested = Locked(false)
         let done = DispatchSemaphore(value: 0)

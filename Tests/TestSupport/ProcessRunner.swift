@@ -329,6 +329,7 @@ extension ProcessRunner {
 }
 
 /// A lock-protected value, for the few bits of mutable state the Sendable harness classes keep.
+/// @unchecked Sendable: `value` is private and only read or written inside `lock`.
 final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
