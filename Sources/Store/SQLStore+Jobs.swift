@@ -101,27 +101,23 @@ extension SQLStore {
         let before = try cursor.map { try Cursor.decode(Cursor.BySequence.self, $0) }
         return try await driver.transaction(write: false) { tx in
             var conditions: [String] = []
-            var binds: [SQLValue] = []
-            func bind(_ value: SQLValue) -> String {
-                binds.append(value)
-                return "$\(binds.count)"
-            }
-            if let targetID = filter.targetID { conditions.append("target_id = \(bind(.uuid(targetID)))") }
-            if let name = filter.certificateName { conditions.append("certificate_name = \(bind(.text(name)))") }
+            let parameters = SQLParameters()
+            if let targetID = filter.targetID { conditions.append("target_id = \(parameters.bind(.uuid(targetID)))") }
+            if let name = filter.certificateName { conditions.append("certificate_name = \(parameters.bind(.text(name)))") }
             if !filter.statuses.isEmpty {
-                let list = filter.statuses.map(\.rawValue).sorted().map { bind(.text($0)) }.joined(separator: ", ")
+                let list = filter.statuses.map(\.rawValue).sorted().map { parameters.bind(.text($0)) }.joined(separator: ", ")
                 conditions.append("status IN (\(list))")
             }
-            if let before { conditions.append("seq < \(bind(.int(before.seq)))") }
-            let limitParameter = bind(.int(limit + 1))
+            if let before { conditions.append("seq < \(parameters.bind(.int(before.seq)))") }
+            let limitParameter = parameters.bind(.int(limit + 1))
             let rows = try await tx.query(
                 """
                 SELECT \(Self.deploymentColumns) FROM deployments
-                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                \(SQLParameters.whereClause(conditions))
                 ORDER BY seq DESC
                 LIMIT \(limitParameter)
                 """,
-                binds)
+                parameters.values)
             let page = Array(rows.prefix(limit))
             let items = try page.map(Self.deployment)
             let next = try rows.count > limit ? page.last.map { Cursor.encode(Cursor.BySequence(seq: try $0.int64("seq"))) } : nil

@@ -240,23 +240,22 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         let after = try cursor.map { try Cursor.decode(Cursor.ByName.self, $0) }
         return try await driver.transaction(write: false) { tx in
             var conditions: [String] = []
-            var binds: [SQLValue] = []
+            let parameters = SQLParameters()
             if let namePrefix, !namePrefix.isEmpty {
-                binds.append(.text(namePrefix))
-                conditions.append("substr(c.name, 1, length($\(binds.count))) = $\(binds.count)")
+                let prefix = parameters.bind(.text(namePrefix))
+                conditions.append("substr(c.name, 1, length(\(prefix))) = \(prefix)")
             }
             if let after {
-                binds.append(.text(after.name))
-                conditions.append("c.name > $\(binds.count)")
+                conditions.append("c.name > \(parameters.bind(.text(after.name)))")
             }
-            binds.append(.int(limit + 1))
+            let limitParameter = parameters.bind(.int(limit + 1))
             let rows = try await tx.query(
                 """
                 SELECT \(Self.certificateColumns) FROM certificates c
-                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
-                ORDER BY c.name LIMIT $\(binds.count)
+                \(SQLParameters.whereClause(conditions))
+                ORDER BY c.name LIMIT \(limitParameter)
                 """,
-                binds)
+                parameters.values)
             let items = try rows.prefix(limit).map(Self.certificate)
             let next = rows.count > limit ? items.last.map { Cursor.encode(Cursor.ByName(name: $0.name, id: nil)) } : nil
             return Page(items: items, nextCursor: next)
@@ -458,37 +457,33 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         }
         return try await driver.transaction(write: false) { tx in
             var conditions: [String] = []
-            var binds: [SQLValue] = []
-            func bind(_ value: SQLValue) -> String {
-                binds.append(value)
-                return "$\(binds.count)"
-            }
+            let parameters = SQLParameters()
             if let connectorID = filter.connectorID {
-                conditions.append("t.connector_id = \(bind(.text(connectorID)))")
+                conditions.append("t.connector_id = \(parameters.bind(.text(connectorID)))")
             }
             if let prefix = filter.namePrefix, !prefix.isEmpty {
-                let p = bind(.text(prefix))
+                let p = parameters.bind(.text(prefix))
                 conditions.append("substr(t.name, 1, length(\(p))) = \(p)")
             }
             for requirement in selector?.requirements ?? [] {
                 conditions.append(
-                    "EXISTS (SELECT 1 FROM target_labels l WHERE l.target_id = t.id AND l.key = \(bind(.text(requirement.key))) "
-                        + "AND l.value = \(bind(.text(requirement.value))))")
+                    "EXISTS (SELECT 1 FROM target_labels l WHERE l.target_id = t.id AND l.key = \(parameters.bind(.text(requirement.key))) "
+                        + "AND l.value = \(parameters.bind(.text(requirement.value))))")
             }
             if let after, let afterID {
-                let name = bind(.text(after.name))
-                conditions.append("(t.name > \(name) OR (t.name = \(name) AND t.id > \(bind(.uuid(afterID)))))")
+                let name = parameters.bind(.text(after.name))
+                conditions.append("(t.name > \(name) OR (t.name = \(name) AND t.id > \(parameters.bind(.uuid(afterID)))))")
             }
-            let limitParameter = bind(.int(limit + 1))
+            let limitParameter = parameters.bind(.int(limit + 1))
             let rows = try await tx.query(
                 """
                 SELECT \(Self.targetColumns.split(separator: ",").map { "t." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
                 FROM targets t
-                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                \(SQLParameters.whereClause(conditions))
                 ORDER BY t.name, t.id
                 LIMIT \(limitParameter)
                 """,
-                binds)
+                parameters.values)
             let page = Array(rows.prefix(limit))
             let ids = try page.map { try $0.uuid("id") }
             let labels = try await Self.labels(tx, of: ids)
@@ -513,25 +508,21 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         let before = try cursor.map { try Cursor.decode(Cursor.BySequence.self, $0) }
         return try await driver.transaction(write: false) { tx in
             var conditions: [String] = []
-            var binds: [SQLValue] = []
-            func bind(_ value: SQLValue) -> String {
-                binds.append(value)
-                return "$\(binds.count)"
-            }
-            if let actor = filter.actor { conditions.append("actor = \(bind(.text(actor)))") }
-            if let action = filter.action { conditions.append("action = \(bind(.text(action)))") }
-            if let objectType = filter.objectType { conditions.append("object_type = \(bind(.text(objectType)))") }
-            if let objectID = filter.objectID { conditions.append("object_id = \(bind(.text(objectID)))") }
-            if let before { conditions.append("id < \(bind(.int(before.seq)))") }
-            let limitParameter = bind(.int(limit + 1))
+            let parameters = SQLParameters()
+            if let actor = filter.actor { conditions.append("actor = \(parameters.bind(.text(actor)))") }
+            if let action = filter.action { conditions.append("action = \(parameters.bind(.text(action)))") }
+            if let objectType = filter.objectType { conditions.append("object_type = \(parameters.bind(.text(objectType)))") }
+            if let objectID = filter.objectID { conditions.append("object_id = \(parameters.bind(.text(objectID)))") }
+            if let before { conditions.append("id < \(parameters.bind(.int(before.seq)))") }
+            let limitParameter = parameters.bind(.int(limit + 1))
             let rows = try await tx.query(
                 """
                 SELECT id, time, actor, action, object_type, object_id, outcome, detail FROM audit_events
-                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                \(SQLParameters.whereClause(conditions))
                 ORDER BY id DESC
                 LIMIT \(limitParameter)
                 """,
-                binds)
+                parameters.values)
             let items = try rows.prefix(limit).map(Self.auditEvent)
             let next = rows.count > limit ? items.last.map { Cursor.encode(Cursor.BySequence(seq: $0.id)) } : nil
             return Page(items: items, nextCursor: next)
