@@ -77,23 +77,9 @@ public final class DeployHarness: Sendable {
             connect: { try await SSHConnector().connect(target) })
     }
 
-    /// What the server on `port` serves for SNI example.test, once `expected` has been served three times in a
-    /// row (or 8 s passed). With `requireStaple`, a handshake only counts when it carries a staple.
+    /// What the server on `port` serves for SNI example.test once it has settled (see ``servedAfterSettling``).
     public func served(port: UInt16, expecting expected: String? = nil, requireStaple: Bool = false, serverName: String = "example.test") async throws -> TLSProbeResult {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(8))
-        var streak = 0
-        var last: TLSProbeResult?
-        while true {
-            let probe = try? await OpenSSLTLSProber().probe(host: "127.0.0.1", port: Int(port), serverName: serverName, requestStaple: true, timeout: .seconds(5))
-            if let probe, probe.leafSHA256 == last?.leafSHA256, !requireStaple || probe.stapleDER != nil { streak += 1 } else { streak = probe == nil ? 0 : 1 }
-            last = probe ?? last
-            if let last, expected == nil || (last.leafSHA256 == expected && streak >= 3 && (!requireStaple || last.stapleDER != nil)) { return last }
-            if ContinuousClock.now > deadline {
-                guard let last else { throw HarnessError("nothing answered TLS on 127.0.0.1:\(port)") }
-                return last
-            }
-            try await Task.sleep(for: .milliseconds(150))
-        }
+        try await servedAfterSettling(port: port, expecting: expected, requireStaple: requireStaple, serverName: serverName)
     }
 
     /// A good staple for `leaf` from this harness's responder, as certdeploy would fetch it.

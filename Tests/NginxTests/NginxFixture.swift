@@ -1,3 +1,4 @@
+import ConnectorTestSupport
 import Core
 import Foundation
 import NginxConnector
@@ -81,20 +82,9 @@ final class NginxFixture {
             connect: { try await SSHConnector().connect(target) })
     }
 
-    /// SHA-256 of the leaf nginx serves for SNI example.test once it has settled: for a moment after a
-    /// reload old and new workers both answer, so this waits (up to 5 s) for `expected` to be served three
-    /// times in a row and otherwise returns what was served last.
+    /// SHA-256 of the leaf nginx serves for SNI example.test once it has settled (see ``servedAfterSettling``).
     func servedLeaf(expecting expected: String? = nil) async throws -> String {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
-        var streak = 0
-        var last = ""
-        while true {
-            let probe = try await OpenSSLTLSProber().probe(host: "127.0.0.1", port: Int(nginx.port), serverName: "example.test", requestStaple: false, timeout: .seconds(5))
-            streak = probe.leafSHA256 == last ? streak + 1 : 1
-            last = probe.leafSHA256
-            if expected == nil || (last == expected && streak >= 3) || ContinuousClock.now > deadline { return last }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await servedAfterSettling(port: nginx.port, expecting: expected, timeout: .seconds(5)).leafSHA256
     }
 
     /// Files in the TLS directory other than the live ones (temps, backups).

@@ -37,18 +37,7 @@ final class PostfixConformanceTests: XCTestCase {
 
         /// The leaf Postfix serves over SMTP STARTTLS, once `expected` shows three times in a row (or 10 s passed).
         func served(expecting expected: String) async throws -> String {
-            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-            var streak = 0
-            var last = ""
-            while true {
-                if let probe = try? await OpenSSLTLSProber().probe(host: "127.0.0.1", port: Int(postfix.port), serverName: "example.test",
-                                                                   requestStaple: false, timeout: .seconds(5), startTLS: .smtp) {
-                    streak = probe.leafSHA256 == last ? streak + 1 : 1
-                    last = probe.leafSHA256
-                }
-                if (last == expected && streak >= 3) || ContinuousClock.now > deadline { return last }
-                try await Task.sleep(for: .milliseconds(200))
-            }
+            try await servedAfterSettling(port: postfix.port, expecting: expected, startTLS: .smtp, timeout: .seconds(10)).leafSHA256
         }
     }
 
