@@ -62,7 +62,7 @@ struct DeployCommand: AsyncParsableCommand {
                 StepPrinter.summary(result)
             }
             throw ExitCode(Self.exitStatus(result.outcome))
-        } catch let error as ValidationError {
+        } catch let error as InputError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(2)
         }
@@ -79,23 +79,23 @@ struct DeployCommand: AsyncParsableCommand {
 
     private func deploy() async throws -> DeploymentResult {
         let registry: ConnectorRegistry
-        do { registry = try BuiltinConnectors.registry() } catch { throw ValidationError("\(error)") }
+        do { registry = try BuiltinConnectors.registry() } catch { throw InputError("\(error)") }
         let target = try TargetFile.load(path: targetFile)
         if let connector, let named = target.connectorID, connector != named {
-            throw ValidationError("--connector \(connector) differs from the target file's connector \"\(named)\"")
+            throw InputError("--connector \(connector) differs from the target file's connector \"\(named)\"")
         }
         guard let connectorID = connector ?? target.connectorID else {
-            throw ValidationError("name the connector with --connector or \"connector\" in the target file (one of: \(registry.ids.joined(separator: ", ")))")
+            throw InputError("name the connector with --connector or \"connector\" in the target file (one of: \(registry.ids.joined(separator: ", ")))")
         }
         guard let registered = registry.connector(id: connectorID) else {
-            throw ValidationError("unknown connector \"\(connectorID)\"; known: \(registry.ids.joined(separator: ", "))")
+            throw InputError("unknown connector \"\(connectorID)\"; known: \(registry.ids.joined(separator: ", "))")
         }
         try target.requireTransport(registered.descriptor.transport, connectorID: connectorID)
         let configured: ConfiguredConnector
         do {
             configured = try registered.configure(target.config)
         } catch let error as ConfigError {
-            throw ValidationError("\(targetFile): " + error.issues.map { "/config\($0.pointer): \($0.message)" }.joined(separator: "; "))
+            throw InputError("\(targetFile): " + error.issues.map { "/config\($0.pointer): \($0.message)" }.joined(separator: "; "))
         }
         let bundle: CertificateBundle
         do {
@@ -104,7 +104,7 @@ struct DeployCommand: AsyncParsableCommand {
                 chainPEM: try chain.map { try readText($0, what: "--chain") },
                 privateKeyPEM: try readText(key, what: "--key"))
         } catch let error as BundleError {
-            throw ValidationError(error.message)
+            throw InputError(error.message)
         }
         let options = DeployOptions(force: force, dryRun: dryRun, allowMustStapleWithoutStapling: allowMustStapleWithoutStapling, backupRetention: backups,
                                     checkOCSP: !skipOCSPCheck)
@@ -114,7 +114,7 @@ struct DeployCommand: AsyncParsableCommand {
             do {
                 access = try kubernetes.access()
             } catch let error as ClusterError {
-                throw ValidationError("\(targetFile): /kubernetes: \(error.message)")
+                throw InputError("\(targetFile): /kubernetes: \(error.message)")
             }
             let request = DeployRequest(targetID: target.name, bundle: bundle, connector: configured, context: PlanContext(targetID: target.name),
                                         options: options, secrets: access.secrets)
@@ -124,7 +124,7 @@ struct DeployCommand: AsyncParsableCommand {
             let clientOptions = KubernetesClientOptions(userAgent: KubernetesClientOptions.userAgent(version: CertdeployVersion.current))
             return await DeployEngine().deploy(request, cluster: { try await KubernetesConnection.connect(access, options: clientOptions) }, observe: printer)
         }
-        guard let ssh = target.ssh else { throw ValidationError("\(targetFile): /ssh: is required") }
+        guard let ssh = target.ssh else { throw InputError("\(targetFile): /ssh: is required") }
         let request = DeployRequest(
             targetID: target.name, bundle: bundle, connector: configured,
             context: PlanContext(targetID: target.name, transportHost: ssh.host),
@@ -140,7 +140,7 @@ struct DeployCommand: AsyncParsableCommand {
         do {
             return try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ValidationError("\(what) \(path): cannot read: \(error.localizedDescription)")
+            throw InputError("\(what) \(path): cannot read: \(error.localizedDescription)")
         }
     }
 }

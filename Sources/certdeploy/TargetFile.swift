@@ -28,32 +28,32 @@ struct TargetFile {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ValidationError("cannot read target file \(path): \(error.localizedDescription)")
+            throw InputError("cannot read target file \(path): \(error.localizedDescription)")
         }
         let json: JSONValue
         do {
             json = try JSONValue.parse(data)
         } catch {
-            throw ValidationError("\(path) is not valid JSON: \(error)")
+            throw InputError("\(path) is not valid JSON: \(error)")
         }
-        guard case .object(let members) = json else { throw ValidationError("\(path): must be a JSON object") }
+        guard case .object(let members) = json else { throw InputError("\(path): must be a JSON object") }
         let allowed: Set<String> = ["name", "connector", "ssh", "kubernetes", "config"]
         if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw ValidationError("\(path): /\(unknown): unknown field (expected name, connector, ssh or kubernetes, config)")
+            throw InputError("\(path): /\(unknown): unknown field (expected name, connector, ssh or kubernetes, config)")
         }
         switch (members["ssh"], members["kubernetes"]) {
-        case (nil, nil): throw ValidationError("\(path): /ssh: is required (or /kubernetes for a Kubernetes connector)")
-        case (_?, _?): throw ValidationError("\(path): /kubernetes: give either ssh or kubernetes, not both")
+        case (nil, nil): throw InputError("\(path): /ssh: is required (or /kubernetes for a Kubernetes connector)")
+        case (_?, _?): throw InputError("\(path): /kubernetes: give either ssh or kubernetes, not both")
         default: break
         }
-        guard let config = members["config"] else { throw ValidationError("\(path): /config: is required") }
+        guard let config = members["config"] else { throw InputError("\(path): /config: is required") }
         var ssh: SSHTarget?
         var kubernetes: KubernetesTarget?
         do {
             ssh = try members["ssh"].map { try SSHTarget.decode($0) }
             kubernetes = try members["kubernetes"].map { try KubernetesTarget.decode($0) }
         } catch let error as ConfigError {
-            throw ValidationError("\(path): \(error)")
+            throw InputError("\(path): \(error)")
         }
         var name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         if case .string(let given)? = members["name"] { name = given }
@@ -66,17 +66,17 @@ struct TargetFile {
     func requireTransport(_ transport: ConnectorDescriptor.Transport, connectorID: String) throws {
         switch transport {
         case .ssh where ssh == nil:
-            throw ValidationError("\(path): /ssh: is required for connector \(connectorID), which deploys over SSH (the file has a kubernetes section)")
+            throw InputError("\(path): /ssh: is required for connector \(connectorID), which deploys over SSH (the file has a kubernetes section)")
         case .kubernetes where kubernetes == nil:
-            throw ValidationError("\(path): /kubernetes: is required for connector \(connectorID), which talks to the Kubernetes API (the file has an ssh section)")
+            throw InputError("\(path): /kubernetes: is required for connector \(connectorID), which talks to the Kubernetes API (the file has an ssh section)")
         default:
             break
         }
     }
 }
 
-/// A usage error printed as "Error: …" with exit status 64 by ArgumentParser.
-struct ValidationError: Error, CustomStringConvertible {
+/// Bad input (target file, certificate, key, connector): `deploy` prints it as "error: …" and exits 2.
+struct InputError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }

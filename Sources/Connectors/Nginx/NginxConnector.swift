@@ -79,7 +79,7 @@ public enum NginxConnector: DeploymentTarget {
             validateCommand: RemoteCommand(config.validateCommand),
             reloadCommand: RemoteCommand(config.reloadCommand),
             snippets: [snippet],
-            verify: try verifyEndpoint(bundle: bundle, config: config, context: context),
+            verify: try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context),
             stapling: stapling,
             notes: notes,
             removals: removals
@@ -122,9 +122,5 @@ public enum NginxConnector: DeploymentTarget {
         if let path = config.trustedCertificatePath { return path }
         if bundle.rootPEM != nil { return config.certificatePath + ".trusted.pem" }
         return config.chainPath ?? config.certificatePath
-    }
-
-    static func verifyEndpoint(bundle: CertificateBundle, config: Config, context: PlanContext) throws(PlanError) -> VerifyEndpoint? {
-        try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context)
     }
 }

@@ -92,7 +92,7 @@ struct ClusterDeployRun {
         previous = current
         if let current {
             let stapleKey = secret.stapleKey
-            let keepFresh: (String, [UInt8]) -> Bool = { [run] key, bytes in key == stapleKey && run.stapleStillFresh(bytes) }
+            let keepFresh: (String, [UInt8]) -> Bool = { [run] key, bytes in key == stapleKey && run.freshStaple(bytes) != nil }
             let strict = secret.differences(from: current)
             let differences = secret.differences(from: current, keep: keepFresh)
             if differences.isEmpty, !run.request.options.force {

@@ -379,8 +379,6 @@ struct DeployRun {
     }
 
     /// A staple already on the target for this leaf that is good and not yet halfway to its nextUpdate.
-    func stapleStillFresh(_ der: [UInt8]) -> Bool { freshStaple(der) != nil }
-
     /// The staple `der` when it is good for this leaf and not yet halfway to its nextUpdate.
     func freshStaple(_ der: [UInt8]) -> OCSPStaple? {
         guard let issuer = request.bundle.issuerDER,
