@@ -53,7 +53,6 @@ struct DeployRun {
     let request: DeployRequest
     let engine: DeployEngine
     var log: StepLog
-    var host: (any RemoteHost)?
     var connections = 0
     /// What each planned path held before we touched it (nil: it did not exist).
     var previous: [String: RemoteFile?] = [:]
@@ -197,17 +196,17 @@ struct DeployRun {
 
     mutating func apply(connect: @Sendable () async throws -> any RemoteHost) async -> DeploymentResult {
         log.begin(.connect)
+        let host: any RemoteHost
         do {
-            let opened = try await connect()
-            host = opened
+            host = try await connect()
             connections += 1
-            log.end(.ok, "connected to \(opened.endpointDescription); \(opened.connectionDetail)")
+            log.end(.ok, "connected to \(host.endpointDescription); \(host.connectionDetail)")
         } catch {
             log.end(.failed, "\(error)")
             return finish(.failed, failure(.connect, "\(error)"))
         }
-        let result = await applyConnected(host!)
-        await host?.close()
+        let result = await applyConnected(host)
+        await host.close()
         return result
     }
 
