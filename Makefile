@@ -5,6 +5,7 @@ SWIFT ?= swift
 export SWIFT_DETERMINISTIC_HASHING := 1
 
 ARGS ?=
+API_ARGS ?=
 
 .PHONY: run test bench build deps-run deps-test clean connector
 
@@ -17,21 +18,24 @@ deps-test:
 build: deps-run
 	$(SWIFT) build --product certdeploy
 
-## make run: install, build, and run the certdeploy CLI (ARGS="deploy --config … --cert … --key …").
+## make run: install, build, and start the server on SQLite under ./data (first run creates an admin API key
+## and the secrets passphrase there; see scripts/run-server.sh). ARGS go to `certdeploy serve`.
 run: build
-	@.build/debug/certdeploy $(if $(ARGS),$(ARGS),--help)
-	@echo
-	@.build/debug/certdeploy connectors list
+	@bash scripts/run-server.sh $(ARGS)
 
 ## make test: install and start nothing by hand: the tests start sshd, nginx … on loopback themselves.
 test: deps-test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+	bash scripts/schemathesis.sh
 
-## make bench: fleet deploy benchmark against a local sshd (see README, Performance).
+## make bench: fleet deploy benchmark against a local sshd, then the HTTP API benchmark (10,000 targets, SQLite and
+## PostgreSQL; see README, Performance). ARGS go to the fleet benchmark, API_ARGS to the API one
+## (API_ARGS="--targets 10000 --clients 16 --store sqlite|postgres|both").
 bench: deps-test
 	$(SWIFT) build -c release --product certdeploy-bench
-	.build/release/certdeploy-bench $(ARGS)
+	.build/release/certdeploy-bench fleet $(ARGS)
+	.build/release/certdeploy-bench api $(API_ARGS)
 
 clean:
 	rm -rf .build

@@ -22,6 +22,11 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // System libraries.
@@ -83,7 +88,7 @@ let package = Package(
             path: "Sources/ServerSecurity"
         ),
         // The server's store (certificates, targets, deployments as jobs, audit events): SQLite by default,
-        // PostgreSQL for replicas. Not linked into the executable yet.
+        // PostgreSQL for replicas.
         .target(
             name: "Store",
             dependencies: [
@@ -96,6 +101,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Store"
+        ),
+        // The HTTP API's JSON types, shared by the server and the CLI client.
+        .target(name: "CertdeployAPI", dependencies: ["Core"], path: "Sources/API"),
+        // The server: HTTP API (Hummingbird), job workers, metrics, wired to Store and ServerSecurity. It gets the
+        // connector registry from the executable and imports no connector.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Core", "CertdeployAPI", "Store", "ServerSecurity", "SSHTransport", "KubernetesClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/Server"
         ),
         // scaffold:connector-targets (`certdeploy connectors new` adds connector targets above this line)
         .target(name: "K8sConnector", dependencies: ["Core"], path: "Sources/Connectors/K8s"),
@@ -122,16 +150,24 @@ let package = Package(
                 "K8sConnector", "KubernetesClient",
                 "PostfixConnector",
                 // scaffold:executable-connectors
+                "Server", "CertdeployAPI", "Store", "ServerSecurity",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/certdeploy"
         ),
 
-        // `make bench`: fleet deploy benchmark against the local sshd.
+        // `make bench`: fleet deploy benchmark against the local sshd, and the HTTP API benchmark (10,000 targets).
         .executableTarget(
             name: "certdeploy-bench",
-            dependencies: ["Core", "SSHTransport", "NginxConnector", "TestSupport"],
+            dependencies: [
+                "Core", "SSHTransport", "NginxConnector", "TestSupport", "Server", "CertdeployAPI", "ServerSecurity",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/Bench"
         ),
 
@@ -200,7 +236,33 @@ let package = Package(
             path: "Tests/StoreTests"
         ),
         // scaffold:connector-tests (`certdeploy connectors new` adds test targets above this line)
-        .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport", "KubernetesTestSupport"], path: "Tests/CLITests"),
+        // Starts a real `CertdeployServer` (SQLite or PostgreSQL) on a free port and talks to it over HTTP; a real
+        // nginx behind sshd to deploy to.
+        .target(
+            name: "ServerTestSupport",
+            dependencies: [
+                "Server", "CertdeployAPI", "Core", "Store", "TestSupport", "ConnectorTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ServerTestSupport"
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "CertdeployAPI", "Store", "ServerSecurity", "Core", "TestSupport", "ConnectorTestSupport", "NginxConnector",
+                "HAProxyConnector", "EnvoyConnector", "SSHTransport", "ServerTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ServerTests"
+        ),
+        .testTarget(name: "CLITests", dependencies: ["certdeploy", "Core", "TestSupport", "KubernetesTestSupport", "ServerTestSupport", "CertdeployAPI"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]
 )

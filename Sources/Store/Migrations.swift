@@ -106,7 +106,34 @@ enum Migrations {
             """,
             "CREATE INDEX audit_events_object ON audit_events (object_type, object_id, id)",
             "CREATE INDEX audit_events_actor ON audit_events (actor, id)",
-        ])
+        ]),
+        Migration(version: 2, name: "settings", statements: [
+            """
+            CREATE TABLE settings (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """
+        ]),
+        Migration(version: 3, name: "target status", statements: [
+            """
+            CREATE TABLE target_status (
+                target_id UUID PRIMARY KEY REFERENCES targets (id) ON DELETE CASCADE,
+                auto_remediate BOOLEAN NOT NULL DEFAULT FALSE,
+                sync TEXT,
+                sync_detail TEXT,
+                served_sha256 TEXT,
+                checked_at BIGINT,
+                staple TEXT,
+                staple_detail TEXT,
+                staple_this_update BIGINT,
+                staple_next_update BIGINT,
+                staple_checked_at BIGINT,
+                updated_at BIGINT NOT NULL
+            )
+            """
+        ]),
     ]
 
     static let sqlite: [Migration] = [
@@ -203,7 +230,34 @@ enum Migrations {
             """,
             "CREATE INDEX audit_events_object ON audit_events (object_type, object_id, id)",
             "CREATE INDEX audit_events_actor ON audit_events (actor, id)",
-        ])
+        ]),
+        Migration(version: 2, name: "settings", statements: [
+            """
+            CREATE TABLE settings (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT
+            """
+        ]),
+        Migration(version: 3, name: "target status", statements: [
+            """
+            CREATE TABLE target_status (
+                target_id TEXT PRIMARY KEY REFERENCES targets (id) ON DELETE CASCADE,
+                auto_remediate INTEGER NOT NULL DEFAULT 0,
+                sync TEXT,
+                sync_detail TEXT,
+                served_sha256 TEXT,
+                checked_at INTEGER,
+                staple TEXT,
+                staple_detail TEXT,
+                staple_this_update INTEGER,
+                staple_next_update INTEGER,
+                staple_checked_at INTEGER,
+                updated_at INTEGER NOT NULL
+            ) STRICT
+            """
+        ]),
     ]
 
     /// Creates `schema_migrations` if needed and applies the migrations not yet recorded there. Refuses a

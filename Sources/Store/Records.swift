@@ -326,6 +326,9 @@ public enum AuditAction {
     public static let deploymentRelease = "deployment.release"
     /// A lease expired: outcome "requeued" or "interrupted".
     public static let deploymentInterrupt = "deployment.interrupt"
+    public static let settingSet = "setting.set"
+    /// Every secret re-encrypted under a new passphrase.
+    public static let secretsRotate = "secrets.rotate"
 }
 
 /// Filters for `Store.auditEvents`.

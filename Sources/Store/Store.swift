@@ -77,6 +77,8 @@ public protocol Store: Sendable {
     /// Deals with running deployments whose lease expired at or before `now` (their worker died): the first
     /// time, back to `queued` with a status note; after that, final `interrupted`. Returns them as updated.
     func requeueExpiredLeases(now: Date) async throws -> [DeploymentRecord]
+    /// How many deployments are in each status (statuses with none are absent).
+    func deploymentCounts() async throws -> [DeploymentStatus: Int]
     /// Cancels a queued deployment. Throws `.invalidState` for a running or finished one.
     func cancel(deploymentID: UUID, actor: String, now: Date) async throws -> DeploymentRecord
 
@@ -87,6 +89,42 @@ public protocol Store: Sendable {
     func recordAuditEvent(_ event: NewAuditEvent) async throws -> AuditEvent
     /// Newest first. `limit` 1…500.
     func auditEvents(_ filter: AuditFilter, limit: Int, cursor: String?) async throws -> Page<AuditEvent>
+
+    // MARK: Settings and secrets
+
+    /// A server setting (the secret-key record, …), nil when unset.
+    func setting(named name: String) async throws -> String?
+    /// Sets a setting (audited as `setting.set`).
+    func setSetting(named name: String, value: String, actor: String) async throws
+    /// Whether anything encrypted is stored: a certificate version (private keys are always encrypted) or a target
+    /// whose config or transport `hasSecret` says holds one.
+    func hasEncryptedData(targetHasSecret: @escaping @Sendable (TargetRecord) -> Bool) async throws -> Bool
+    /// Re-encrypts every stored secret in one transaction: each certificate version's private key through
+    /// `privateKey`, each target's config and transport JSON through `target` (returning the new
+    /// `(configJSON, transportJSON)`), and sets `settingName` to `settingValue` (the new key record). Nothing
+    /// changes when a closure throws. Returns how many values were rewritten.
+    func rotateSecrets(
+        settingName: String, settingValue: String, actor: String,
+        privateKey: @escaping @Sendable (CertificateVersionRecord) throws -> [UInt8],
+        target: @escaping @Sendable (TargetRecord) throws -> (configJSON: String, transportJSON: String)
+    ) async throws -> Int
+
+    // MARK: Target status (drift and staple watch)
+
+    /// The target's status row, nil when nothing was recorded yet.
+    func targetStatus(targetID: UUID) async throws -> TargetStatusRecord?
+    /// The status rows of `targetIDs` (all rows when nil); targets without one are absent.
+    func targetStatuses(targetIDs: [UUID]?) async throws -> [UUID: TargetStatusRecord]
+    /// Records what a drift check saw (the sync fields only; the rest of the row stays). Not audited: the server
+    /// audits what it does about it. Throws `.notFound` for an unknown target.
+    @discardableResult
+    func recordSyncStatus(targetID: UUID, _ observation: TargetSyncObservation) async throws -> TargetStatusRecord
+    /// Records the staple state (the staple fields only). Not audited. Throws `.notFound` for an unknown target.
+    @discardableResult
+    func recordStapleStatus(targetID: UUID, _ observation: TargetStapleObservation) async throws -> TargetStatusRecord
+    /// Turns the target's auto-remediation on or off (audited as `target.remediation.set`). Throws `.notFound`
+    /// for an unknown target.
+    func setAutoRemediate(targetID: UUID, enabled: Bool, actor: String) async throws
 
     // MARK: Lifecycle
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CertdeployAPI
 import Core
 
 @main
@@ -6,11 +7,10 @@ struct CertdeployCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certdeploy",
         abstract: "Deploy certificates to nginx and other TLS servers, atomically and verified.",
-        version: CertdeployVersion.current,
-        subcommands: [DeployCommand.self, ConnectorsCommand.self]
+        version: certdeployVersion,
+        subcommands: [
+            ServeCommand.self, TargetsCommand.self, CertsCommand.self, DeployCommand.self, DeploymentsCommand.self, PushCommand.self,
+            ConnectorsCommand.self, SecretsCommand.self, OpenAPICommand.self,
+        ]
     )
-}
-
-enum CertdeployVersion {
-    static let current = "0.1.0"
 }

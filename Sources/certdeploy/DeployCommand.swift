@@ -1,31 +1,50 @@
 import ArgumentParser
+import CertdeployAPI
 import Core
 import Foundation
 import KubernetesClient
 import SSHTransport
 
-/// `certdeploy deploy`: one deploy, straight from this machine to one target (no server).
+/// `certdeploy deploy`: one deploy, straight from this machine to one target (no server), or, given a certificate
+/// name, a deploy through the server to the targets `--to` selects.
 struct DeployCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
-        abstract: "Deploy a certificate to one target described in a JSON file, printing each step.",
+        abstract: "Deploy a certificate to one target described in a JSON file, printing each step; or, through the server, to many.",
         discussion: """
-        Exit status: 0 succeeded or unchanged, 1 failed (nothing changed), 2 bad input, \
-        3 rolled back, 4 rollback failed (operator action needed).
+        Direct: certdeploy deploy --config target.json --cert fullchain.pem --key privkey.pem. \
+        Through the server: certdeploy deploy <certificate> --to <target|key=value>... [--follow]. \
+        Exit status: 0 succeeded or unchanged (through the server without --follow: queued), 1 failed (nothing changed), \
+        2 bad input, 3 rolled back, 4 rollback failed (operator action needed); through the server, the worst of the targets'.
         """
     )
+
+    @Argument(help: "Certificate name on the server: deploy through the server to the --to targets (instead of --config).")
+    var certificateName: String?
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Server: a target id or name, or a label selector key=value (repeatable; labels are ANDed).",
+                                                        valueName: "target|key=value"))
+    var to: [String] = []
+
+    @Option(name: .customLong("cert-version"), help: ArgumentHelp("Server: the certificate version to deploy. Default: the newest.", valueName: "n"))
+    var certificateVersion: Int?
+
+    @Flag(help: "Server: show each target's steps as they happen, wait for the end, and exit with the outcome.")
+    var follow = false
+
+    @OptionGroup var connection: ServerOptions
 
     @Option(help: "Connector id (see `certdeploy connectors`). Default: the target file's `connector`.")
     var connector: String?
 
     @Option(name: .customLong("config"), help: "Target file: {\"name\", \"connector\", \"ssh\": {…} or \"kubernetes\": {…}, \"config\": {…}}.")
-    var targetFile: String
+    var targetFile: String?
 
     @Option(help: "Certificate PEM: the leaf, optionally followed by its chain (fullchain.pem).")
-    var cert: String
+    var cert: String?
 
     @Option(help: "Private key PEM.")
-    var key: String
+    var key: String?
 
     @Option(help: "Extra chain PEM (intermediates), in any order.")
     var chain: String?
@@ -50,7 +69,38 @@ struct DeployCommand: AsyncParsableCommand {
 
     enum OutputFormat: String, ExpressibleByArgument { case text, json }
 
+    func validate() throws {
+        if let certificateName {
+            if targetFile != nil {
+                throw ValidationError("give either a certificate name (deploy through the server) or --config (deploy directly), not both")
+            }
+            if to.isEmpty { throw ValidationError("--to is required to deploy \(certificateName) through the server") }
+            let directOnly = [("--cert", cert != nil), ("--key", key != nil), ("--chain", chain != nil), ("--connector", connector != nil),
+                              ("--no-ocsp-check", skipOCSPCheck)].filter(\.1).map(\.0)
+            if !directOnly.isEmpty {
+                throw ValidationError("\(directOnly.joined(separator: ", ")): only for a direct deploy (--config); the server holds the certificate and targets")
+            }
+        } else {
+            let missing = [("--config", targetFile == nil), ("--cert", cert == nil), ("--key", key == nil)].filter(\.1).map(\.0)
+            if !missing.isEmpty {
+                throw ValidationError("missing \(missing.joined(separator: ", ")) (or name a certificate and --to targets to deploy through the server)")
+            }
+            let serverOnly = [("--to", !to.isEmpty), ("--cert-version", certificateVersion != nil), ("--follow", follow), ("--server", connection.server != nil)]
+                .filter(\.1).map(\.0)
+            if !serverOnly.isEmpty {
+                throw ValidationError("\(serverOnly.joined(separator: ", ")): only for a deploy through the server (certdeploy deploy <certificate> --to …)")
+            }
+        }
+    }
+
     func run() async throws {
+        if let certificateName {
+            let printing: RemoteDeploy.Printing = output == .json ? .json : .text
+            try ClientSession.exit(await ClientSession.run(server: connection.server) { client, console in
+                try await remoteDeploy(certificateName).execute(client: client, console: console, printing: printing).status
+            })
+            return
+        }
         do {
             let result = try await deploy()
             if output == .json {
@@ -68,6 +118,17 @@ struct DeployCommand: AsyncParsableCommand {
         }
     }
 
+    /// The request for a deploy through the server.
+    func remoteDeploy(_ certificateName: String) throws(InputError) -> RemoteDeploy {
+        let selection = try TargetSelection(to: to)
+        let options = DeploymentRequest.Options(dryRun: dryRun ? true : nil, force: force ? true : nil,
+                                                allowMustStapleWithoutStapling: allowMustStapleWithoutStapling ? true : nil)
+        return RemoteDeploy(
+            request: DeploymentRequest(certificate: certificateName, version: certificateVersion, targets: selection.targets.isEmpty ? nil : selection.targets,
+                                       selector: selection.selector, options: options),
+            follow: follow)
+    }
+
     static func exitStatus(_ outcome: DeploymentOutcome) -> Int32 {
         switch outcome {
         case .succeeded, .unchanged: 0
@@ -78,6 +139,7 @@ struct DeployCommand: AsyncParsableCommand {
     }
 
     private func deploy() async throws -> DeploymentResult {
+        guard let targetFile, let cert, let key else { throw InputError("--config, --cert and --key are required") }
         let registry: ConnectorRegistry
         do { registry = try BuiltinConnectors.registry() } catch { throw InputError("\(error)") }
         let target = try TargetFile.load(path: targetFile)
@@ -121,7 +183,7 @@ struct DeployCommand: AsyncParsableCommand {
             if output == .text {
                 StepPrinter.line("Deploying \(bundle.info.shortDescription) to \(target.name) (\(connectorID), \(access.server), \(access.origin))")
             }
-            let clientOptions = KubernetesClientOptions(userAgent: KubernetesClientOptions.userAgent(version: CertdeployVersion.current))
+            let clientOptions = KubernetesClientOptions(userAgent: KubernetesClientOptions.userAgent(version: certdeployVersion))
             return await DeployEngine().deploy(request, cluster: { try await KubernetesConnection.connect(access, options: clientOptions) }, observe: printer)
         }
         guard let ssh = target.ssh else { throw InputError("\(targetFile): /ssh: is required") }

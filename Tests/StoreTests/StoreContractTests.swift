@@ -620,19 +620,139 @@ class StoreContractTests: XCTestCase {
         XCTAssertNil(rest.nextCursor)
     }
 
+    // MARK: - Cancellation
+
+    /// A caller cancelled mid-transaction (an event stream's client hanging up, a heartbeat task stopped) must not leave
+    /// the connection inside a transaction: every later call still works.
+    func testCancelledCallersNeverLeaveATransactionOpen() async throws {
+        let store = try await makeStore()
+        for round in 0..<40 {
+            let task = Task {
+                _ = try? await store.createTarget(NewTarget(name: "cancelled-\(round)", connectorID: "nginx"), actor: "alice")
+                _ = try? await store.listTargets(TargetFilter(), limit: 10, cursor: nil)
+            }
+            for _ in 0..<(round % 4) { await Task.yield() }
+            task.cancel()
+            _ = await task.value
+            _ = try await store.listTargets(TargetFilter(), limit: 10, cursor: nil)
+            _ = try await store.createTarget(NewTarget(name: "after-\(round)", connectorID: "nginx"), actor: "alice")
+        }
+    }
+
+    // MARK: - Settings and secret rotation
+
+    func testSettingsAndSecretRotationAreOneTransaction() async throws {
+        let store = try await makeStore()
+        await assertEqual(try await store.setting(named: "secret-key"), nil)
+        try await store.setSetting(named: "secret-key", value: "v1", actor: "alice")
+        try await store.setSetting(named: "secret-key", value: "v2", actor: "alice")
+        await assertEqual(try await store.setting(named: "secret-key"), "v2")
+        await assertEqual(try await store.hasEncryptedData(targetHasSecret: { _ in false }), false)
+
+        _ = try await store.createCertificate(name: "web", actor: "alice")
+        var version = Fixture.version("web")
+        version.encryptedPrivateKey = [1, 2, 3]
+        _ = try await store.addCertificateVersion(version, actor: "alice")
+        let target = try await store.createTarget(
+            NewTarget(name: "t", connectorID: "nginx", configJSON: #"{"secret":"old"}"#, transportJSON: "{}"), actor: "alice")
+        await assertEqual(try await store.hasEncryptedData(targetHasSecret: { _ in false }), true)
+
+        // A failing transform changes nothing, the setting included.
+        struct Refused: Error {}
+        do {
+            _ = try await store.rotateSecrets(
+                settingName: "secret-key", settingValue: "v3", actor: "alice", privateKey: { _ in [9] }, target: { _ in throw Refused() })
+            XCTFail("the rotation should have failed")
+        } catch is Refused {}
+        await assertEqual(try await store.setting(named: "secret-key"), "v2")
+        await assertEqual(try await store.certificateVersion(name: "web", version: 1).encryptedPrivateKey, [1, 2, 3])
+
+        let count = try await store.rotateSecrets(
+            settingName: "secret-key", settingValue: "v3", actor: "alice", privateKey: { $0.encryptedPrivateKey.map { $0 + 1 } },
+            target: { (configJSON: $0.configJSON.replacingOccurrences(of: "old", with: "new"), transportJSON: $0.transportJSON) })
+        XCTAssertEqual(count, 2)
+        await assertEqual(try await store.setting(named: "secret-key"), "v3")
+        await assertEqual(try await store.certificateVersion(name: "web", version: 1).encryptedPrivateKey, [2, 3, 4])
+        await assertEqual(try await store.target(id: target.id).configJSON, #"{"secret":"new"}"#)
+        let audit = try await store.auditEvents(AuditFilter(action: AuditAction.secretsRotate), limit: 10, cursor: nil)
+        XCTAssertEqual(audit.items.map(\.outcome), ["success", "failure"])
+    }
+
+    // MARK: - Target status
+
+    func testTargetStatusPartsAreRecordedApartAndGoWithTheTarget() async throws {
+        let store = try await makeStore()
+        let a = try await store.createTarget(Fixture.target("a"), actor: "alice")
+        let b = try await store.createTarget(Fixture.target("b"), actor: "alice")
+        await assertEqual(try await store.targetStatus(targetID: a.id), nil)
+        await assertEqual(try await store.targetStatuses(targetIDs: []), [:])
+
+        clock.advance(by: 10)
+        let checked = clock.now
+        let synced = try await store.recordSyncStatus(
+            targetID: a.id, TargetSyncObservation(sync: "drifted", detail: "serves another leaf", servedSHA256: "ab", checkedAt: checked))
+        XCTAssertEqual(synced, TargetStatusRecord(
+            targetID: a.id, autoRemediate: false, sync: "drifted", syncDetail: "serves another leaf", servedSHA256: "ab",
+            checkedAt: checked.storePrecision, updatedAt: clock.now.storePrecision))
+
+        // The staple part leaves the sync part alone, and the other way round.
+        clock.advance(by: 5)
+        let stapled = try await store.recordStapleStatus(
+            targetID: a.id, TargetStapleObservation(staple: "staple_expiring", detail: "responder down", thisUpdate: checked.addingTimeInterval(-60),
+                                                    nextUpdate: checked.addingTimeInterval(60), checkedAt: clock.now))
+        XCTAssertEqual(stapled.sync, "drifted")
+        XCTAssertEqual(stapled.servedSHA256, "ab")
+        XCTAssertEqual(stapled.staple, "staple_expiring")
+        XCTAssertEqual(stapled.stapleDetail, "responder down")
+        XCTAssertEqual(stapled.stapleThisUpdate, checked.addingTimeInterval(-60).storePrecision)
+        XCTAssertEqual(stapled.stapleNextUpdate, checked.addingTimeInterval(60).storePrecision)
+        XCTAssertEqual(stapled.stapleCheckedAt, clock.now.storePrecision)
+        let resynced = try await store.recordSyncStatus(targetID: a.id, TargetSyncObservation(sync: "in_sync", detail: nil, servedSHA256: "cd", checkedAt: clock.now))
+        XCTAssertEqual(resynced.staple, "staple_expiring")
+        XCTAssertNil(resynced.syncDetail)
+        await assertEqual(try await store.targetStatus(targetID: a.id), resynced)
+
+        // The flag is set on its own (audited) and survives later observations.
+        try await store.setAutoRemediate(targetID: a.id, enabled: true, actor: "alice")
+        try await store.setAutoRemediate(targetID: b.id, enabled: true, actor: "alice")
+        try await store.setAutoRemediate(targetID: b.id, enabled: false, actor: "alice")
+        let again = try await store.recordSyncStatus(targetID: a.id, TargetSyncObservation(sync: "unreachable", detail: "refused", servedSHA256: nil, checkedAt: clock.now))
+        XCTAssertTrue(again.autoRemediate)
+        XCTAssertEqual(again.staple, "staple_expiring")
+        let all = try await store.targetStatuses(targetIDs: nil)
+        XCTAssertEqual(Set(all.keys), [a.id, b.id])
+        XCTAssertNil(all[b.id]?.sync)
+        XCTAssertEqual(all[b.id]?.autoRemediate, false)
+        await assertEqual(try await store.targetStatuses(targetIDs: [b.id]).keys.map { $0 }, [b.id])
+        let audit = try await store.auditEvents(AuditFilter(action: AuditAction.targetRemediationSet), limit: 10, cursor: nil)
+        XCTAssertEqual(audit.items.map(\.detail), ["off", "on", "on"])
+
+        let unknown = UUID()
+        await assertThrows(
+            .notFound(objectType: "target", id: unknown.uuidString.lowercased()),
+            try await store.recordSyncStatus(targetID: unknown, TargetSyncObservation(sync: nil, detail: nil, servedSHA256: nil, checkedAt: nil)))
+        await assertThrows(
+            .notFound(objectType: "target", id: unknown.uuidString.lowercased()),
+            try await store.setAutoRemediate(targetID: unknown, enabled: true, actor: "alice"))
+
+        try await store.deleteTarget(id: a.id, actor: "alice")
+        await assertEqual(try await store.targetStatus(targetID: a.id), nil)
+        await assertEqual(try await store.targetStatuses(targetIDs: nil).keys.map { $0 }, [b.id])
+    }
+
     // MARK: - Migrations
 
     func testMigrationsAreVersionedAndIdempotent() async throws {
         let store = try await makeStore()
-        await assertEqual(try await store.schemaVersion(), 1)
+        await assertEqual(try await store.schemaVersion(), 3)
         _ = try await store.createCertificate(name: "kept", actor: "alice")
         try await store.close()
 
         let again = try await reopenStore()
-        await assertEqual(try await again.schemaVersion(), 1)
+        await assertEqual(try await again.schemaVersion(), 3)
         await assertEqual(try await again.certificate(named: "kept").name, "kept")
         let rows = try await rawSQL(again, "SELECT version, name FROM schema_migrations ORDER BY version")
-        XCTAssertEqual(try rows.map { try $0.int("version") }, [1])
+        XCTAssertEqual(try rows.map { try $0.int("version") }, [1, 2, 3])
 
         // A database from a newer certdeploy is refused, not half-used.
         try await rawSQL(again, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from the future', 0)")

@@ -118,3 +118,16 @@ public enum Checksum {
         SHA256.hash(data: bytes).hexString
     }
 }
+
+extension CertificateInfo {
+    /// The facts of the first certificate in `pem` (the leaf of a stored bundle), without its key.
+    public init(leafPEM pem: String) throws {
+        let block = try PEMScanner.blocks(in: pem, source: "certificate").first { $0.label == "CERTIFICATE" }
+        guard let der = block?.der else { throw BundleError(.noCertificate, "no CERTIFICATE block in the PEM") }
+        do {
+            self = try Certificate(derEncoded: der).info
+        } catch {
+            throw BundleError(.malformedPEM, "the certificate does not parse: \(error)")
+        }
+    }
+}

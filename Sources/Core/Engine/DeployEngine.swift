@@ -160,7 +160,13 @@ struct DeployRun {
         let problem: String
         if let issuer = request.bundle.issuerDER {
             do {
-                let answer = try await engine.ocsp.fetch(url: url, leafDER: request.bundle.leafDER, issuerDER: issuer)
+                let answer: OCSPStaple
+                if let supplied = request.options.staple {
+                    // Fetched by the caller: checked again here against this leaf and issuer (no network).
+                    answer = try OCSPStaple.check(der: supplied.der, leafDER: request.bundle.leafDER, issuerDER: issuer)
+                } else {
+                    answer = try await engine.ocsp.fetch(url: url, leafDER: request.bundle.leafDER, issuerDER: issuer)
+                }
                 switch answer.status {
                 case .revoked:
                     let message = "certificate \(info.shortDescription) is revoked according to \(url) (\(answer.summary)); refusing to deploy it"
@@ -171,7 +177,8 @@ struct DeployRun {
                         problem = "the response from \(url) is not usable: \(stale)"
                     } else {
                         staple = answer
-                        log.end(.ok, "OCSP \(url): \(answer.summary)" + (draft.stapling.mode == .stapleFile ? "; the staple is deployed with the certificate" : ""))
+                        log.end(.ok, (request.options.staple == nil ? "OCSP \(url): " : "OCSP response supplied by the caller (from \(url)): ")
+                            + answer.summary + (draft.stapling.mode == .stapleFile ? "; the staple is deployed with the certificate" : ""))
                         return nil
                     }
                 case .unknown:
@@ -379,10 +386,15 @@ struct DeployRun {
 
     /// A staple already on the target for this leaf that is good and not yet halfway to its nextUpdate.
     /// The staple `der` when it is good for this leaf and not yet halfway to its nextUpdate.
+    /// With a staple supplied by the caller, the target's staple is kept only when it is at least as new.
     func freshStaple(_ der: [UInt8]) -> OCSPStaple? {
         guard let issuer = request.bundle.issuerDER,
               let current = try? OCSPStaple.check(der: der, leafDER: request.bundle.leafDER, issuerDER: issuer),
-              current.problem(at: request.options.now()) == nil, let nextUpdate = current.nextUpdate else { return nil }
+              current.problem(at: request.options.now()) == nil else { return nil }
+        if let supplied = request.options.staple {
+            return current.thisUpdate >= supplied.thisUpdate ? current : nil
+        }
+        guard let nextUpdate = current.nextUpdate else { return nil }
         let halfLife = current.thisUpdate.addingTimeInterval(nextUpdate.timeIntervalSince(current.thisUpdate) / 2)
         return request.options.now() < halfLife ? current : nil
     }
@@ -428,18 +440,13 @@ struct DeployRun {
                 if seen.leafSHA256 == expected {
                     // A staple-file target must staple what we deployed (checked, not just present).
                     if plan.stapling.mode == .stapleFile, let staple, let issuer = request.bundle.issuerDER {
+                        // Not yet: retried below like any other mismatch, until the deadline.
                         guard let served = seen.stapleDER else {
-                            matches = 0
-                            lastProblem = "the new leaf is served without an OCSP staple"
-                            try await Task.sleep(for: delay)
-                            continue
+                            throw VerifyMismatch(message: "the new leaf is served without an OCSP staple")
                         }
                         let servedStaple = try OCSPStaple.check(der: served, leafDER: request.bundle.leafDER, issuerDER: issuer)
                         if servedStaple.status != .good || servedStaple.thisUpdate < staple.thisUpdate {
-                            matches = 0
-                            lastProblem = "the served staple is \(servedStaple.summary), not the one deployed"
-                            try await Task.sleep(for: delay)
-                            continue
+                            throw VerifyMismatch(message: "the served staple is \(servedStaple.summary), not the one deployed")
                         }
                     }
                     matches += 1
@@ -454,6 +461,9 @@ struct DeployRun {
                 }
                 matches = 0
                 lastProblem = "served leaf SHA-256 \(seen.leafSHA256.prefix(16))…, expected \(expected.prefix(16))…"
+            } catch let mismatch as VerifyMismatch {
+                matches = 0
+                lastProblem = mismatch.message
             } catch {
                 matches = 0
                 lastProblem = "\(error)"

@@ -60,6 +60,12 @@ public struct DeployFailure: Sendable, Codable, Equatable, CustomStringConvertib
     public var step: StepRecord.Name
     public var message: String
 
+    public init(targetID: String, step: StepRecord.Name, message: String) {
+        self.targetID = targetID
+        self.step = step
+        self.message = message
+    }
+
     public var description: String { "target \(targetID): \(step.rawValue): \(message)" }
 }
 
@@ -99,14 +105,20 @@ public struct DeployOptions: Sendable {
     /// staple for connectors that serve staples from a file.
     public var checkOCSP: Bool
     public var now: @Sendable () -> Date
+    /// An OCSP response the caller already fetched for this leaf (the server's staple refresher asks once per
+    /// certificate for every target serving it). With `checkOCSP`, the engine checks it as it checks its own
+    /// answer (signature and CertID for this leaf and issuer, status, freshness) instead of asking the responder,
+    /// and a staple already on the target is kept only when it is at least as new as this one.
+    public var staple: OCSPStaple?
 
     public init(force: Bool = false, dryRun: Bool = false, allowMustStapleWithoutStapling: Bool = false, backupRetention: Int = 3,
-                checkOCSP: Bool = true, now: @escaping @Sendable () -> Date = { Date() }) {
+                checkOCSP: Bool = true, now: @escaping @Sendable () -> Date = { Date() }, staple: OCSPStaple? = nil) {
         self.force = force
         self.dryRun = dryRun
         self.allowMustStapleWithoutStapling = allowMustStapleWithoutStapling
         self.backupRetention = backupRetention
         self.checkOCSP = checkOCSP
         self.now = now
+        self.staple = staple
     }
 }

@@ -44,9 +44,9 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// Parses JSON text; the error names the position like JSONDecoder does.
+    /// Parses JSON text (strict RFC 8259, UTF-8); a `JSONParseError` names what is wrong and the byte offset.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONTextParser.parse(data)
     }
 
     public var typeName: String {
@@ -66,9 +66,15 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// Canonical JSON text (sorted keys), for docs and stable comparisons.
+    /// Byte-identical to `JSONEncoder` with `.sortedKeys`, `.withoutEscapingSlashes` (and `.prettyPrinted`); "null"
+    /// when a number is not finite (which `JSONEncoder` refuses).
     public func jsonText(pretty: Bool = true) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "null"
+        var writer = JSONTextWriter()
+        do {
+            try writer.value(self, pretty: pretty)
+        } catch {
+            return "null"
+        }
+        return writer.text
     }
 }

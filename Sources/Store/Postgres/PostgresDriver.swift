@@ -59,7 +59,7 @@ final class PostgresDriver: SQLDriver {
         var attempt = 1
         while true {
             do {
-                return try await client.withConnection { connection in
+                return try await runToCompletion { try await self.client.withConnection { connection in
                     let tx = Transaction(connection: connection, logger: logger)
                     try await tx.raw("BEGIN")
                     do {
@@ -68,9 +68,13 @@ final class PostgresDriver: SQLDriver {
                         return result
                     } catch {
                         try? await tx.raw("ROLLBACK")
-                        throw error
+                        // An error of the caller's own (a closure given to `rotateSecrets`) passes through unmapped.
+                        let isDatabaseError = error is PSQLError || error is StoreError || error is PostgresDecodingError || error is CancellationError
+                        throw isDatabaseError ? error : CallerError(underlying: error)
                     }
-                }
+                } }
+            } catch let error as CallerError {
+                throw error.underlying
             } catch {
                 if attempt < 3, Self.isRetryable(error) {
                     attempt += 1
@@ -90,6 +94,11 @@ final class PostgresDriver: SQLDriver {
     // MARK: Errors
 
     /// SQLSTATE classes: 40001 serialization_failure, 40P01 deadlock_detected.
+    /// Wraps an error thrown by the caller's code inside a transaction, so it is not mistaken for a pool failure.
+    struct CallerError: Error {
+        let underlying: any Error
+    }
+
     static func isRetryable(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
         return state == "40001" || state == "40P01"
@@ -102,7 +111,7 @@ final class PostgresDriver: SQLDriver {
         }
         if error is CancellationError { return error }
         guard let error = error as? PSQLError else {
-            // The transaction body throws only StoreError and PSQLError; anything else comes from the pool
+            // Errors of the transaction body were handled above; anything else comes from the pool
             // (shut down, circuit breaker open after failing connects, …): the database is out of reach.
             return StoreError.unavailable(String(describing: error))
         }

@@ -53,6 +53,12 @@ final class SQLiteDriver: SQLDriver {
     func transaction<Result: Sendable>(
         write: Bool, _ body: @Sendable (any SQLTransaction) async throws -> Result
     ) async throws -> Result {
+        try await runToCompletion { try await self.lockedTransaction(write: write, body) }
+    }
+
+    private func lockedTransaction<Result: Sendable>(
+        write: Bool, _ body: @Sendable (any SQLTransaction) async throws -> Result
+    ) async throws -> Result {
         try await lock.withLock {
             let tx = Transaction(connection: connection)
             do {
@@ -118,9 +124,10 @@ final class SQLiteDriver: SQLDriver {
             }
         }
 
-        /// `$1` → `?1` (numbered parameters; the store's SQL has no `$` anywhere else).
+        /// `$1` → `?1` (numbered parameters; the store's SQL has no `$` anywhere else). Byte-wise over UTF-8 (an ASCII
+        /// byte never occurs inside a multi-byte sequence): Foundation's `replacingOccurrences` cost ~15 µs a query.
         static func sqliteSQL(_ sql: String) -> String {
-            sql.replacingOccurrences(of: "$", with: "?")
+            String(decoding: sql.utf8.map { $0 == UInt8(ascii: "$") ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
         }
 
         static func sqliteData(_ value: SQLValue) -> SQLiteData {

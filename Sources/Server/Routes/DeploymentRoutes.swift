@@ -1,0 +1,184 @@
+import CertdeployAPI
+import Core
+import Foundation
+import Hummingbird
+import NIOCore
+import Store
+
+/// Deployments: enqueue (202, one per target), list, show, cancel, and a live event stream (SSE).
+enum DeploymentRoutes {
+    static let allowedStatuses = DeploymentStatus.allCases.map(\.rawValue)
+
+    static func add(to router: Router<APIRequestContext>, environment env: APIEnvironment) {
+        router.post("/api/v1/deployments") { request, context in
+            var request = request
+            let body = try await request.decodeStrict(DeploymentRequest.self, limit: env.configuration.maxBodyBytes)
+            let created = try await enqueue(body, actor: context.actor, env: env)
+            return try JSONResponse.make(ListResponse(items: created), status: .accepted)
+        }
+        router.get("/api/v1/deployments") { request, _ in
+            let query = QueryReader(request: request)
+            try query.allowOnly(["target", "certificate", "status", "limit", "cursor"])
+            var filter = DeploymentFilter(certificateName: query.string("certificate"))
+            if let certificate = filter.certificateName, !TargetCodec.isValidName(certificate) {
+                throw APIError.invalid("query:certificate", "must be a certificate name (1–128 characters of A–Z, a–z, 0–9, '.', '_' or '-')")
+            }
+            if let target = query.string("target") {
+                do {
+                    filter.targetID = try await TargetRoutes.resolve(target, env: env).id
+                } catch StoreError.notFound {
+                    throw APIError.invalid("query:target", "no target \"\(target)\"")
+                }
+            }
+            if let statuses = query.string("status") {
+                for name in statuses.split(separator: ",") {
+                    guard let status = DeploymentStatus(rawValue: String(name)) else {
+                        throw APIError.invalid("query:status", "unknown status \"\(name)\" (one of: \(allowedStatuses.joined(separator: ", ")))")
+                    }
+                    filter.statuses.insert(status)
+                }
+            }
+            let page = try await storeCall { try await env.store.listDeployments(filter, limit: try query.limit(), cursor: query.cursor()) }
+            var names: [UUID: String] = [:]
+            for id in Set(page.items.map(\.targetID)) {
+                names[id] = try? await env.store.target(id: id).name  // a deleted target has no name any more
+            }
+            return try JSONResponse.make(
+                ListResponse(items: page.items.map { view($0, targetName: names[$0.targetID]) }, nextCursor: page.nextCursor))
+        }
+        router.get("/api/v1/deployments/{id}") { _, context in
+            let id = try context.parameters.require("id", as: UUID.self)
+            return try JSONResponse.make(try await view(id, env: env))
+        }
+        router.post("/api/v1/deployments/{id}/cancel") { _, context in
+            let id = try context.parameters.require("id", as: UUID.self)
+            let record = try await env.store.cancel(deploymentID: id, actor: context.actor, now: Date())
+            env.events.notify(id)
+            return try JSONResponse.make(view(record, targetName: nil))
+        }
+        router.get("/api/v1/deployments/{id}/events") { _, context in
+            let id = try context.parameters.require("id", as: UUID.self)
+            _ = try await env.store.deployment(id: id)  // 404 before the stream starts
+            return eventStream(id, env: env)
+        }
+    }
+
+    // MARK: Enqueue
+
+    static func enqueue(_ body: DeploymentRequest, actor: String, env: APIEnvironment) async throws -> [DeploymentView] {
+        if let version = body.version, version < 1 { throw APIError.invalid("/version", "must be 1 or more") }
+        let version: CertificateVersionRecord
+        do {
+            version = try await env.store.certificateVersion(name: body.certificate, version: body.version)
+        } catch StoreError.notFound {
+            throw APIError.invalid(
+                body.version == nil ? "/certificate" : "/version",
+                body.version.map { "certificate \"\(body.certificate)\" has no version \($0)" }
+                    ?? "no certificate \"\(body.certificate)\" with an uploaded version")
+        }
+        let references = body.targets ?? []
+        guard !references.isEmpty || body.selector != nil else {
+            throw APIError.invalid("/targets", "name the targets (ids or names) or give a label selector")
+        }
+        var targets: [UUID: TargetRecord] = [:]
+        var order: [UUID] = []
+        for (index, reference) in references.enumerated() {
+            do {
+                let target = try await TargetRoutes.resolve(reference, env: env)
+                if targets.updateValue(target, forKey: target.id) == nil { order.append(target.id) }
+            } catch StoreError.notFound {
+                throw APIError.invalid("/targets/\(index)", "no target \"\(reference)\"")
+            }
+        }
+        if let selector = body.selector {
+            let selected: [TargetRecord]
+            do {
+                selected = try await env.store.allTargets(TargetFilter(labelSelector: selector))
+            } catch StoreError.invalidArgument(let message) {
+                throw APIError.invalid("/selector", message)
+            }
+            if selected.isEmpty { throw APIError.invalid("/selector", "no target carries the labels \(selector)") }
+            for target in selected where targets.updateValue(target, forKey: target.id) == nil { order.append(target.id) }
+        }
+        let optionsJSON = String(decoding: try JSONEncoder.api.encode(body.options ?? DeploymentRequest.Options()), as: UTF8.self)
+        var created: [DeploymentView] = []
+        for id in order {
+            let target = targets[id]!
+            let record = try await env.store.enqueue(
+                NewDeployment(targetID: id, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON),
+                actor: actor, now: Date())
+            created.append(view(record, targetName: target.name))
+        }
+        env.worker.wake()
+        return created
+    }
+
+    // MARK: Views
+
+    static func view(_ id: UUID, env: APIEnvironment) async throws -> DeploymentView {
+        let record = try await env.store.deployment(id: id)
+        let name = try? await env.store.target(id: record.targetID).name
+        return view(record, targetName: name)
+    }
+
+    static func view(_ record: DeploymentRecord, targetName: String?) -> DeploymentView {
+        let options = (try? JSONDecoder.api.decode(DeploymentRequest.Options.self, from: Data(record.optionsJSON.utf8))) ?? .init()
+        let result = record.resultJSON.flatMap { try? JSONDecoder.api.decode(DeploymentResult.self, from: Data($0.utf8)) }
+        return DeploymentView(
+            id: record.id, targetID: record.targetID, targetName: targetName, certificate: record.certificateName,
+            certificateVersion: record.certificateVersion, status: record.status.rawValue, options: options,
+            steps: (try? record.steps()) ?? [], failure: try? record.failure(), attention: result.flatMap { $0.attention.isEmpty ? nil : $0.attention },
+            statusNote: record.statusNote, attempts: record.attempts, createdAt: record.createdAt, startedAt: record.startedAt,
+            finishedAt: record.finishedAt, actor: record.actor)
+    }
+
+    // MARK: Server-Sent Events
+
+    /// Streams the deployment: `step` events as steps start and end, `status` on each status change, and `end` with
+    /// the final view. Woken by this replica's worker; polls the store every second for work done elsewhere.
+    static func eventStream(_ id: UUID, env: APIEnvironment) -> Response {
+        let body = ResponseBody { writer in
+            var sentSteps: [StepRecord] = []
+            var sentStatus: String?
+            while true {
+                let generation = env.events.generation(of: id)
+                let current: DeploymentView
+                do {
+                    current = try await view(id, env: env)
+                } catch {
+                    try await writer.write(event("error", data: #"{"detail":"the deployment could not be read"}"#))
+                    break
+                }
+                for (index, step) in current.steps.enumerated() where index >= sentSteps.count || sentSteps[index] != step {
+                    try await writer.write(event(DeploymentEventName.step, json: step))
+                }
+                sentSteps = current.steps
+                if current.status != sentStatus {
+                    sentStatus = current.status
+                    if current.isLive {
+                        try await writer.write(event(DeploymentEventName.status, json: current))
+                    }
+                }
+                if !current.isLive {
+                    try await writer.write(event(DeploymentEventName.end, json: current))
+                    break
+                }
+                await env.events.wait(for: id, after: generation, timeout: .seconds(1))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: body)
+    }
+
+    static func event(_ name: String, json value: some Encodable) -> ByteBuffer {
+        let data = (try? JSONEncoder.api.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return event(name, data: data)
+    }
+
+    static func event(_ name: String, data: String) -> ByteBuffer {
+        ByteBuffer(string: "event: \(name)\ndata: \(data)\n\n")
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Core
+import Foundation
+import Logging
+import Server
+import ServerSecurity
+
+/// `certdeploy serve`: the HTTP API and the deployment workers.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the certdeploy server: the HTTP API and the deployment workers.",
+        discussion: """
+        API keys: CERTDEPLOY_API_KEYS=name:key[:admin],… or CERTDEPLOY_API_KEYS_FILE=path (re-read on SIGHUP). \
+        Secrets at rest: CERTDEPLOY_SECRET_KEY=passphrase or CERTDEPLOY_SECRET_KEY_FILE=path. \
+        SIGTERM/SIGINT stop gracefully: no new work is claimed and running deployments finish.
+        """
+    )
+
+    @Option(help: "Address to listen on. Plain HTTP is refused on a non-loopback address without --insecure-http.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0: any free port).")
+    var port = 8080
+
+    @Option(help: "Directory for the SQLite database (used when --database-url is not given).")
+    var dataDir = "./data"
+
+    @Option(help: "PostgreSQL URL (postgres://user:password@host:port/db?sslmode=disable|require|verify-full&sslrootcert=…); default: SQLite in --data-dir. Also CERTDEPLOY_DATABASE_URL.")
+    var databaseURL: String?
+
+    @Option(help: "Serve HTTPS with this certificate chain (PEM).")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM) for --tls-cert.")
+    var tlsKey: String?
+
+    @Flag(help: "Allow plain HTTP on a non-loopback address (API keys then cross the network unencrypted).")
+    var insecureHTTP = false
+
+    @Option(help: "Deployments this server runs at once.")
+    var workers = 8
+
+    @Option(help: "Seconds a claimed deployment stays leased without a heartbeat.")
+    var leaseSeconds = 60
+
+    @Option(help: "Largest request body, in bytes.")
+    var maxBodyBytes = 1 << 20
+
+    @Option(help: "Requests per second per source address for unauthenticated callers (burst twice that).")
+    var rateLimit: Double = 20
+
+    @Option(help: "Requests per second per API-key name (burst twice that).")
+    var authenticatedRateLimit: Double = 500
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be 1…256") }
+        guard leaseSeconds >= 5 else { throw ValidationError("--lease-seconds must be 5 or more") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be 1024 or more") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "certdeploy")
+        logger.logLevel = logLevel
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.dataDirectory = dataDir
+        configuration.databaseURL = databaseURL ?? ProcessInfo.processInfo.environment["CERTDEPLOY_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
+        configuration.insecureHTTP = insecureHTTP
+        configuration.workerConcurrency = workers
+        configuration.leaseDuration = .seconds(leaseSeconds)
+        configuration.maxBodyBytes = maxBodyBytes
+        configuration.metricsToken = ProcessInfo.processInfo.environment["CERTDEPLOY_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            configuration.unauthenticatedRateLimit = try RateLimit(requestsPerSecond: rateLimit, burst: max(1, Int(rateLimit * 2)))
+            configuration.authenticatedRateLimit = try RateLimit(requestsPerSecond: authenticatedRateLimit, burst: max(1, Int(authenticatedRateLimit * 2)))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        do {
+            let registry = try BuiltinConnectors.registry()
+            let server = try await CertdeployServer.make(
+                configuration: configuration, registry: registry, logger: logger,
+                openAPIDocument: { OpenAPIDocument.yaml(registry: registry, version: CertdeployServer.version) })
+            try await server.run()
+        } catch let error as ServerStartupError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Contract test of the HTTP API against its OpenAPI document.
+#
+#   bash scripts/schemathesis.sh            # needs .build/debug/certdeploy (swift build --product certdeploy)
+#
+# 1. Installs, when missing, schemathesis and openapi-spec-validator (pinned) into their own venv at
+#    /opt/certdeploy-schemathesis (from PyPI, with Debian's python3 + python3-venv).
+# 2. Validates docs/reference/openapi.yaml with openapi-spec-validator.
+# 3. Starts `certdeploy serve` on a free loopback port with a throwaway data directory, an admin key and a
+#    secrets passphrase made up for this run, and waits for GET /ready.
+# 4. Checks that the served document is the committed one, then runs schemathesis against it: no 5xx, and every
+#    status code, content type, documented header and body matches the document; routes that need a key refuse
+#    a request without one. The number of examples is bounded (SCHEMATHESIS_MAX_EXAMPLES, default 100) so the run
+#    stays within about three minutes on two cores.
+# 5. Stops the server by its PID (also on failure or interrupt). On failure it prints the end of the server's log and
+#    keeps the scratch directory (named in the output) for a look.
+#
+# Environment: CERTDEPLOY_BINARY (default .build/debug/certdeploy), SCHEMATHESIS_MAX_EXAMPLES (default 100),
+# SCHEMATHESIS_SEED (default: random; schemathesis prints the seed it used, pass it back to reproduce a run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=/opt/certdeploy-schemathesis
+schemathesis_version=4.32.5
+validator_version=0.9.0
+spec=docs/reference/openapi.yaml
+binary=${CERTDEPLOY_BINARY:-.build/debug/certdeploy}
+max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-100}
+# A hard stop well above the expected run time, so a hung request cannot hold CI.
+run_timeout=240
+
+say() { echo "schemathesis.sh: $*"; }
+die() { echo "schemathesis.sh: $*" >&2; exit 1; }
+
+# --- 1. The tools, in their own venv (idempotent) ---------------------------------------------------------------
+
+installed_versions() {
+  "$venv/bin/python" - <<'EOF' 2>/dev/null || true
+from importlib.metadata import version
+print(version("schemathesis"), version("openapi-spec-validator"))
+EOF
+}
+
+if [ "$(installed_versions)" != "$schemathesis_version $validator_version" ]; then
+  install_cmd="/usr/bin/python3 -m venv $venv && $venv/bin/pip install --disable-pip-version-check schemathesis==$schemathesis_version openapi-spec-validator==$validator_version"
+  if [ "$(id -u)" -ne 0 ] && [ ! -w "$(dirname "$venv")" ]; then
+    die "schemathesis $schemathesis_version is not installed in $venv; as root run:
+  $install_cmd"
+  fi
+  [ -x /usr/bin/python3 ] || die "/usr/bin/python3 is missing: apt-get install python3 python3-venv"
+  say "installing schemathesis $schemathesis_version and openapi-spec-validator $validator_version into $venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$schemathesis_version" "openapi-spec-validator==$validator_version"
+  [ "$(installed_versions)" = "$schemathesis_version $validator_version" ] || die "the install into $venv did not give the pinned versions"
+fi
+
+# --- 2. The document is valid OpenAPI ---------------------------------------------------------------------------
+
+[ -f "$spec" ] || die "$spec is missing: generate it with 'swift run certdeploy openapi --out $spec'"
+"$venv/bin/openapi-spec-validator" "$spec"
+
+# --- 3. A server of our own --------------------------------------------------------------------------------------
+
+[ -x "$binary" ] || die "$binary is missing: build it with 'swift build --product certdeploy'"
+
+work=$(mktemp -d /tmp/certdeploy-schemathesis.XXXXXX)
+server_pid=
+status=1
+
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  if [ "$status" -ne 0 ] && [ -f "$work/server.log" ]; then
+    echo "---- last 60 lines of the server's log ($work/server.log) ----" >&2
+    tail -n 60 "$work/server.log" >&2
+    echo "---- end of the server's log ----" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+random_text() {
+  "$venv/bin/python" -c "import secrets, string; print(''.join(secrets.choice(string.ascii_letters + string.digits) for _ in range($1)))"
+}
+
+port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+api_key=$(random_text 40)
+base="http://127.0.0.1:$port"
+
+say "starting $binary serve on $base"
+# Generous rate limits: the run checks the contract, not the limiter (429 stays documented and allowed).
+CERTDEPLOY_API_KEYS="admin:$api_key:admin" CERTDEPLOY_SECRET_KEY="$(random_text 40)" \
+  "$binary" serve --host 127.0.0.1 --port "$port" --data-dir "$work/data" \
+  --rate-limit 1000 --authenticated-rate-limit 5000 >"$work/server.log" 2>&1 &
+server_pid=$!
+
+ready=
+for _ in $(seq 1 120); do
+  kill -0 "$server_pid" 2>/dev/null || die "the server exited before it was ready"
+  if curl -fsS -o /dev/null --max-time 2 "$base/ready" 2>/dev/null; then ready=1; break; fi
+  sleep 0.5
+done
+[ -n "$ready" ] || die "the server did not answer GET /ready within 60 s"
+
+# --- 4. The contract ---------------------------------------------------------------------------------------------
+
+curl -fsS --max-time 10 -H "Authorization: Bearer $api_key" "$base/api/v1/openapi.yaml" -o "$work/served.yaml"
+if ! cmp -s "$work/served.yaml" "$spec"; then
+  diff -u "$spec" "$work/served.yaml" | head -n 40 >&2 || true
+  die "the served document differs from $spec: regenerate it with 'swift run certdeploy openapi --out $spec'"
+fi
+
+seed_args=()
+if [ -n "${SCHEMATHESIS_SEED:-}" ]; then seed_args=(--seed "$SCHEMATHESIS_SEED"); fi
+
+say "running schemathesis $schemathesis_version (at most $max_examples examples per operation)"
+# From the scratch directory, so no report or cache lands in the work tree.
+(
+  cd "$work"
+  timeout --kill-after=10 "$run_timeout" "$venv/bin/schemathesis" run "$base/api/v1/openapi.yaml" \
+    --header "Authorization: Bearer $api_key" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth \
+    --phases examples,coverage,fuzzing \
+    --max-examples "$max_examples" \
+    --workers 2 \
+    --request-timeout 10 \
+    --generation-database none \
+    --no-color \
+    "${seed_args[@]}"
+) || {
+  code=$?
+  [ "$code" -eq 124 ] && echo "schemathesis.sh: schemathesis did not finish within $run_timeout s" >&2
+  die "schemathesis found problems (exit $code)"
+}
+
+status=0
+say "the API matches $spec"
