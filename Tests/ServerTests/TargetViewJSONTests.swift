@@ -73,7 +73,8 @@ final class TargetViewJSONTests: XCTestCase {
     private func viaMembers(_ body: String) throws -> Result<TargetInput, APIError> {
         guard case .object(let members) = try JSONValue.parse(Data(body.utf8)) else { throw APIError.badRequest("not an object") }
         do {
-            return .success(try XCTUnwrap(try TargetInput.decoded(from: members)))
+            guard let input = try TargetInput.decoded(from: members) else { throw APIError.badRequest("decoded(from:) gave nil") }
+            return .success(input)
         } catch let error as APIError {
             return .failure(error)
         }

@@ -15,9 +15,13 @@ enum TargetRoutes {
             if input.version != nil { throw APIError.invalid("/version", "is only allowed on update (PUT)") }
             let stored = try env.codec.stored(input, id: UUID(), existing: nil)
             let record = try await storeWrite { try await env.store.createTarget(stored, actor: context.actor) }
-            if input.autoRemediate == true { try await env.store.setAutoRemediate(targetID: record.id, enabled: true, actor: context.actor) }
-            return try JSONResponse.make(
-                TargetWatch.decorate(env.codec.view(record), status: try await env.store.targetStatus(targetID: record.id)), status: .created)
+            // A new target has no status yet: only the auto-remediation flag, when asked for (no extra read).
+            var status: TargetStatusRecord?
+            if input.autoRemediate == true {
+                try await env.store.setAutoRemediate(targetID: record.id, enabled: true, actor: context.actor)
+                status = try await env.store.targetStatus(targetID: record.id)
+            }
+            return try JSONResponse.make(TargetWatch.decorate(env.codec.view(record), status: status), status: .created)
         }
         router.get("/api/v1/targets") { request, _ in
             let query = QueryReader(request: request)
