@@ -117,7 +117,7 @@ final class JSONTextTests: XCTestCase {
 
     func testWriterMatchesJSONEncoderOnEdgeCases() {
         let doubles: [Double] = [0, -0.0, 1, -1, 1.5, 1e21, 1e15, -1e15, 1e15 - 1, 999_999_999_999_999.5, 1e16, 1e22, 1e-7, 0.1, 1.0 / 3,
-                                 123456789012345680, 9007199254740993, 5e-324, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                                 123456789012345680, 9007199254740992, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
                                  2.2250738585072014e-308, 0.000001, 1e-5, 100, 4.35, 22, 443, 65535, -2.5e-10]
         for number in doubles { assertSameText(.number(number)) }
         assertSameText(.array(doubles.map(JSONValue.number)))
@@ -211,7 +211,7 @@ final class JSONTextTests: XCTestCase {
         case 4:
             let value = Double(bitPattern: generator.next())
             return value.isFinite ? value : 0.5
-        default: return [1e15, -1e15, 1e21, 0.1, 1e-7, 5e-324, 999_999_999_999_999, 1_000_000_000_000_001][Int(generator.next() % 8)]
+        default: return [1e15, -1e15, 1e21, 0.1, 1e-7, .leastNonzeroMagnitude, 999_999_999_999_999, 1_000_000_000_000_001][Int(generator.next() % 8)]
         }
     }
 

@@ -44,7 +44,7 @@ final class EnvoyEndToEndTests: XCTestCase {
             let old = "old"
             _ = try harness.directory.write("sds/cert-\(old).pem", oldLeaf.certificatePEM + harness.ca.chainPEM)
             _ = try harness.directory.write("sds/key-\(old).pem", oldLeaf.privateKeyPKCS8PEM, mode: 0o600)
-            FileManager.default.createFile(atPath: sdsDirectory + "/ocsp-\(old).der", contents: Data(staple.der))
+            _ = FileManager.default.createFile(atPath: sdsDirectory + "/ocsp-\(old).der", contents: Data(staple.der))
             _ = try harness.directory.write("sds/sds.yaml", """
                 resources:
                 - "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret

@@ -125,7 +125,7 @@ final class HAProxyEndToEndTests: XCTestCase {
         XCTAssertEqual(try fixture.harness.checkStaple(served, for: leaf).status, .good)
         XCTAssertEqual(fixture.haproxy.workerPIDs(), workersBefore, "no reload: the same worker serves")
 
-        FileManager.default.createFile(atPath: go, contents: nil)
+        _ = FileManager.default.createFile(atPath: go, contents: nil)
         try waitForFile(output)
         let answers = try String(contentsOfFile: output, encoding: .utf8)
         XCTAssertEqual(answers.components(separatedBy: "HTTP/1.1 200").count - 1, 2, "the open connection still answers after the hot update: \(answers)")

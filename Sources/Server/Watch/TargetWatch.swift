@@ -154,7 +154,7 @@ public final class TargetWatch: Sendable {
     func updateGauges(target: UUID, stapleNextUpdate: Date?, certificateNotAfter: Date?, at now: Date) {
         metrics.setStapleSecondsRemaining(target: target, seconds: stapleNextUpdate.map { $0.timeIntervalSince(now) })
         metrics.setCertificateSecondsRemaining(target: target, seconds: certificateNotAfter.map { $0.timeIntervalSince(now) })
-        state.withLockedValue { $0.gaugedTargets.insert(target) }
+        state.withLockedValue { _ = $0.gaugedTargets.insert(target) }
     }
 
     /// Drops the gauges of targets that no longer exist.
