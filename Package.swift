@@ -219,7 +219,14 @@ let package = Package(
         .testTarget(name: "ApacheTests", dependencies: ["ApacheConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/ApacheTests"),
         .testTarget(name: "HAProxyTests", dependencies: ["HAProxyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/HAProxyTests"),
         .testTarget(name: "EnvoyTests", dependencies: ["EnvoyConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/EnvoyTests"),
-        .testTarget(name: "K8sTests", dependencies: ["K8sConnector", "KubernetesClient", "KubernetesTestSupport", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/K8sTests"),
+        .testTarget(
+            name: "K8sTests",
+            dependencies: [
+                "K8sConnector", "KubernetesClient", "KubernetesTestSupport", "ConnectorTestSupport", "Core", "TestSupport", "ServerTestSupport",
+                "CertdeployAPI",
+            ],
+            path: "Tests/K8sTests"
+        ),
         .testTarget(name: "PostfixTests", dependencies: ["PostfixConnector", "ConnectorTestSupport", "Core", "TestSupport"], path: "Tests/PostfixTests"),
         .testTarget(
             name: "ServerSecurityTests",
