@@ -24,23 +24,7 @@ struct TargetFile {
     ]
 
     static func load(path: String) throws -> TargetFile {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw InputError("cannot read target file \(path): \(error.localizedDescription)")
-        }
-        let json: JSONValue
-        do {
-            json = try JSONValue.parse(data)
-        } catch {
-            throw InputError("\(path) is not valid JSON: \(error)")
-        }
-        guard case .object(let members) = json else { throw InputError("\(path): must be a JSON object") }
-        let allowed: Set<String> = ["name", "connector", "ssh", "kubernetes", "config"]
-        if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw InputError("\(path): /\(unknown): unknown field (expected name, connector, ssh or kubernetes, config)")
-        }
+        let members = try TargetFileMembers.read(path: path, allowed: ["name", "connector", "ssh", "kubernetes", "config"])
         switch (members["ssh"], members["kubernetes"]) {
         case (nil, nil): throw InputError("\(path): /ssh: is required (or /kubernetes for a Kubernetes connector)")
         case (_?, _?): throw InputError("\(path): /kubernetes: give either ssh or kubernetes, not both")

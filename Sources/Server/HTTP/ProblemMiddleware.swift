@@ -6,7 +6,8 @@ import Logging
 import Store
 
 /// The outermost middleware: turns every error into an RFC 9457 problem body, so no request ends in Hummingbird's
-/// default error page, and a bug becomes a logged 500 that leaks nothing.
+/// default error page, and a bug becomes a 500 that leaks nothing (`MetricsMiddleware`, just inside, logs it with the
+/// original error).
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
 
@@ -19,19 +20,13 @@ struct ProblemMiddleware: RouterMiddleware {
         }
     }
 
-    static func apiError(for error: any Error, request: Request, context: Context, log: Bool = true) -> APIError {
+    /// What the client is told for `error`. Pure: logging a server error is the caller's (once per request).
+    static func apiError(for error: any Error, request: Request, context: Context) -> APIError {
         switch error {
         case let error as APIError:
-            if log, error.status.code >= 500 {
-                context.logger.error("\(request.method) \(request.uri.path) failed: \(error.detail)")
-            }
             return error
         case let error as StoreError:
-            let mapped = APIError.from(error)
-            if log, mapped.status.code >= 500 {
-                context.logger.error("\(request.method) \(request.uri.path): store error: \(error)")
-            }
-            return mapped
+            return APIError.from(error)
         case let error as HTTPError:
             switch error.status {
             case .notFound:
@@ -43,15 +38,11 @@ struct ProblemMiddleware: RouterMiddleware {
                 return APIError(status: .contentTooLarge, slug: "too-large", title: "Request body too large",
                                 detail: "the request body exceeds the limit")
             default:
-                if error.status.code >= 500 {
-                    if log { context.logger.error("\(request.method) \(request.uri.path): \(error)") }
-                    return .internalError(requestID: context.id)
-                }
+                if error.status.code >= 500 { return .internalError(requestID: context.id) }
                 return APIError(status: error.status, slug: "http", title: error.status.reasonPhrase,
                                 detail: error.body ?? error.status.reasonPhrase)
             }
         default:
-            if log { context.logger.error("\(request.method) \(request.uri.path): unexpected error: \(String(reflecting: error))") }
             return .internalError(requestID: context.id)
         }
     }

@@ -3,7 +3,8 @@ import Logging
 import Hummingbird
 import Store
 
-/// Counts every answered request by route pattern and status.
+/// Counts every answered request by route pattern and status, and logs each server error (5xx) once, with the error
+/// as it was thrown (the client only sees a request id).
 struct MetricsMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
 
@@ -15,8 +16,10 @@ struct MetricsMiddleware: RouterMiddleware {
             metrics.recordRequest(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: response.status.code)
             return response
         } catch {
-            let mapped = ProblemMiddleware.apiError(for: error, request: request, context: context, log: false)
-            if mapped.status.code >= 500 { _ = ProblemMiddleware.apiError(for: error, request: request, context: context) }  // log once
+            let mapped = ProblemMiddleware.apiError(for: error, request: request, context: context)
+            if mapped.status.code >= 500 {
+                context.logger.error("\(request.method) \(request.uri.path) failed (request id \(context.id)): \(String(reflecting: error))")
+            }
             metrics.recordRequest(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: mapped.status.code)
             throw mapped
         }
@@ -29,7 +32,7 @@ struct RefusalAudit {
     let store: any Store
 
     func record(_ request: Request, context: APIRequestContext, error: any Error) async {
-        let mapped = ProblemMiddleware.apiError(for: error, request: request, context: context, log: false)
+        let mapped = ProblemMiddleware.apiError(for: error, request: request, context: context)
         let status = mapped.status.code
         let detail: String? = mapped.detail
         let route = context.endpointPath ?? request.uri.path

@@ -19,26 +19,14 @@ struct TargetInputFile: Equatable {
     static let allowedFields: Set<String> = ["name", "connector", "labels", "certificate", "ssh", "kubernetes", "config"]
 
     static func load(path: String) throws(InputError) -> TargetInputFile {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw InputError("cannot read target file \(path): \(error.localizedDescription)")
-        }
-        return try parse(data, path: path)
+        try build(TargetFileMembers.read(path: path, allowed: allowedFields), path: path)
     }
 
     static func parse(_ data: Data, path: String) throws(InputError) -> TargetInputFile {
-        let json: JSONValue
-        do {
-            json = try JSONValue.parse(data)
-        } catch {
-            throw InputError("\(path) is not valid JSON: \(error)")
-        }
-        guard case .object(let members) = json else { throw InputError("\(path): must be a JSON object") }
-        if let unknown = members.keys.sorted().first(where: { !allowedFields.contains($0) }) {
-            throw InputError("\(path): /\(unknown): unknown field (expected \(allowedFields.sorted().joined(separator: ", ")))")
-        }
+        try build(TargetFileMembers.parse(data, path: path, allowed: allowedFields), path: path)
+    }
+
+    private static func build(_ members: [String: JSONValue], path: String) throws(InputError) -> TargetInputFile {
         if members["ssh"] != nil, members["kubernetes"] != nil {
             throw InputError("\(path): /kubernetes: give either ssh or kubernetes, not both")
         }
