@@ -85,6 +85,32 @@ final class EnvoyEndToEndTests: XCTestCase {
         XCTAssertEqual(again.outcome, .unchanged, "\(again.steps)")
     }
 
+    /// A refreshed staple gets its own file name and a new `sds.yaml`: Envoy does not re-read a staple file rewritten in
+    /// place, so this is what makes it serve the new one. The certificate and key files are untouched.
+    func testRefreshedStapleArrivesUnderANewNameAndIsServed() async throws {
+        let fixture = try Fixture(policy: "MUST_STAPLE")
+        let config = fixture.config(["ocspStaplePolicy": .string("MUST_STAPLE")])
+        let leaf = try fixture.harness.issueLeaf()
+        let first = try await fixture.harness.deploy(EnvoyConnector.self, config: config, leaf: leaf)
+        XCTAssertEqual(first.outcome, .succeeded, "\(String(describing: first.failure))")
+        let firstStaple = try XCTUnwrap(first.staple)
+        try await Task.sleep(for: .milliseconds(1100))  // OCSP times have one-second resolution
+        let newer = try fixture.harness.fetchStaple(leaf)
+        XCTAssertGreaterThan(newer.thisUpdate, firstStaple.thisUpdate)
+        var options = DeployOptions()
+        options.staple = newer
+        let refreshed = try await fixture.harness.deploy(EnvoyConnector.self, config: config, leaf: leaf, options: options)
+        XCTAssertEqual(refreshed.outcome, .succeeded, "\(String(describing: refreshed.failure)) \(refreshed.steps)")
+        let written = try XCTUnwrap(step(refreshed, .compare)?.detail)
+        XCTAssertTrue(written.contains("2 of"), written)
+        XCTAssertTrue(written.contains("/sds.yaml"), written)
+        XCTAssertFalse(written.contains("/cert-") || written.contains("/key-"), written)
+        let served = try await fixture.harness.served(port: fixture.envoy.port, expecting: leaf.sha256Hex, requireStaple: true)
+        XCTAssertEqual(try fixture.harness.checkStaple(served, for: leaf).thisUpdate, newer.thisUpdate, "Envoy staples the refreshed response")
+        let staples = try FileManager.default.contentsOfDirectory(atPath: fixture.sdsDirectory).filter { $0.hasPrefix("ocsp-") && !$0.contains("old") }
+        XCTAssertEqual(staples.count, 2, "the new staple beside the one before it: \(staples)")
+    }
+
     func testHandshakeLoopSeesNoErrorAcrossRotations() async throws {
         let fixture = try Fixture()
         let leaves = try (0..<20).map { _ in try fixture.harness.issueLeaf() }

@@ -109,7 +109,8 @@ final class HAProxyEndToEndTests: XCTestCase {
         open("\(ready)", "w").close()
         while not os.path.exists("\(go)"): time.sleep(0.05)
         s.sendall(req); second = s.recv(4096)
-        open("\(output)", "w").write(repr(first[:12]) + " " + repr(second[:12]))
+        with open("\(output).tmp", "w") as f: f.write(repr(first[:12]) + " " + repr(second[:12]))
+        os.rename("\(output).tmp", "\(output)")  # appears whole: the test waits for the name
         """
         let client = try ProcessRunner.spawnBackground("/usr/bin/python3", ["-c", script])
         defer { ProcessRunner.terminate(pid: client) }

@@ -140,6 +140,18 @@ public final class NginxServer: Sendable {
     /// The current worker PIDs (children of the master).
     public func workerPIDs() -> [pid_t] { ProcessRunner.children(of: masterPID) }
 
+    /// The worker PIDs once a reload has settled: old workers finish their connections and exit, so until then
+    /// there are more than the one `worker_processes` starts (waits up to `timeout` seconds).
+    public func settledWorkerPIDs(timeout: TimeInterval = 10) -> [pid_t] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var workers = workerPIDs()
+        while workers.count > 1, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            workers = workerPIDs()
+        }
+        return workers
+    }
+
     /// Runs `validateCommand` (`nginx -t`).
     @discardableResult
     public func validate() throws -> ProcessResult {

@@ -19,7 +19,7 @@ extension EnvoyConnector {
     }
 
     static let fields: [ConfigField] = [
-        ConfigField("sdsDirectory", .absolutePath, required: true, "Directory Envoy watches (`watched_directory`). certdeploy writes `sds.yaml` and versioned `cert-<v>.pem`, `key-<v>.pem`, `ocsp-<v>.der` here."),
+        ConfigField("sdsDirectory", .absolutePath, required: true, "Directory Envoy watches (`watched_directory`). certdeploy writes `sds.yaml` and versioned `cert-<v>.pem`, `key-<v>.pem`, `ocsp-<v>-<staple hash>.der` here."),
         ConfigField("secretName", .string, default: .string("server_cert"), "Name of the SDS secret (`tls_certificate_sds_secret_configs[].name`)."),
         ConfigField("ocspStaplePolicy", .choice(["LENIENT_STAPLING", "STRICT_STAPLING", "MUST_STAPLE"]), default: .string("LENIENT_STAPLING"), "The listener's `ocsp_staple_policy`, for the emitted snippet and for preflight: with MUST_STAPLE Envoy rejects a certificate without a staple, so certdeploy refuses to deploy one."),
         ConfigField("keepVersions", .integer(minimum: 1, maximum: 20), default: .number(3), "Versions of cert/key/staple files kept for rollback."),

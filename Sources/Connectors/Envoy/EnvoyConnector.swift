@@ -19,6 +19,7 @@ public enum EnvoyConnector: DeploymentTarget {
                       "With `ocsp_staple_policy: MUST_STAPLE` Envoy rejects a certificate without a staple (\"Required OCSP response is missing\"); certdeploy refuses such a deploy up front.",
                       "Envoy reports an SDS update as successful even when it keeps serving the old certificate for unchanged file paths; certdeploy writes new file names per version and verifies by handshake.",
                       "`envoy --mode validate` checks the bootstrap only, not the certificate files.",
+                      "Envoy does not re-read a rewritten `ocsp_staple` file (a watched-directory move re-reads chain and key only); certdeploy names each staple file by its content, so a refreshed staple arrives with a new `sds.yaml`.",
                   ]),
         ],
         sampleConfig: .object([
@@ -47,17 +48,20 @@ public enum EnvoyConnector: DeploymentTarget {
         let directory = config.sdsDirectory
         let certPath = "\(directory)/cert-\(version).pem"
         let keyPath = "\(directory)/key-\(version).pem"
-        let staplePath = "\(directory)/ocsp-\(version).der"
         var files = [
             PlannedFile(path: certPath, text: bundle.fullChainPEM, mode: .publicFile, owner: config.owner, group: config.group, role: .fullChain),
             PlannedFile(path: keyPath, text: bundle.privateKeyPEM, mode: config.keyMode, owner: config.owner, group: config.group, role: .privateKey),
         ]
-        let staple = stapling.mode == .stapleFile ? context.staple : nil
-        if let staple {
-            files.append(PlannedFile(path: staplePath, contents: staple.der, mode: .publicFile, owner: config.owner, group: config.group, role: .staple))
+        // Envoy re-reads a staple only under a new file name, so each staple gets its own (named by content).
+        let staplePrefix = "ocsp-\(version)-"
+        var staplePath: String?
+        if stapling.mode == .stapleFile, let staple = context.staple {
+            let path = "\(directory)/\(staplePrefix)\(Checksum.sha256Hex(Data(staple.der)).prefix(16)).der"
+            files.append(PlannedFile(path: path, contents: staple.der, mode: .publicFile, owner: config.owner, group: config.group, role: .staple))
+            staplePath = path
         }
         // Last: the file that switches Envoy to the new set.
-        let sds = sdsYAML(config: config, certPath: certPath, keyPath: keyPath, staplePath: staple == nil ? nil : staplePath)
+        let sds = sdsYAML(config: config, certPath: certPath, keyPath: keyPath, staplePath: staplePath)
         files.append(PlannedFile(path: "\(directory)/sds.yaml", text: sds, mode: .publicFile, owner: config.owner, group: config.group, role: .snippet))
         var notes: [String] = ["version \(version); Envoy picks the set up from \(directory)/sds.yaml, no reload"]
         if stapling.mode == .none { notes.append("no staple: \(stapling.reason)") }
@@ -71,7 +75,8 @@ public enum EnvoyConnector: DeploymentTarget {
             verify: try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context),
             stapling: stapling,
             notes: notes,
-            retention: ["cert-", "key-", "ocsp-"].map { RetentionRule(directory: directory, prefix: $0, keep: config.keepVersions) })
+            retention: ["cert-", "key-", "ocsp-"].map { RetentionRule(directory: directory, prefix: $0, keep: config.keepVersions) },
+            stapleHistory: StapleHistory(directory: directory, prefix: staplePrefix))
     }
 
     /// Names a certificate+key pair: the same pair always gets the same file names, so a repeated deploy is unchanged.
@@ -90,7 +95,7 @@ public enum EnvoyConnector: DeploymentTarget {
             "    private_key: {filename: \"\(keyPath)\"}",
         ]
         if let staplePath { lines.append("    ocsp_staple: {filename: \"\(staplePath)\"}") }
-        // Re-read the whole set on any move in the directory (a refreshed staple included).
+        // Re-read the files on any move in the directory (Envoy re-reads chain and key this way, not the staple).
         lines.append("    watched_directory: {path: \"\(config.sdsDirectory)\"}")
         return lines.joined(separator: "\n") + "\n"
     }

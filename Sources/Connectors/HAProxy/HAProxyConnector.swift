@@ -107,11 +107,17 @@ public enum HAProxyConnector: DeploymentTarget {
         return line + "\n"
     }
 
-    /// Runtime API transaction: stage the PEM (and staple), commit; abort on any refusal.
+    /// Runtime API transaction: stage the PEM (and staple), commit; abort on any refusal. When only the staple
+    /// changed (a staple refresh), `set ssl ocsp-response` replaces it in place, with no transaction.
     static func runtimeUpdate(pemPath: String, host: String, port: Int) -> HotUpdatePlan {
         HotUpdatePlan(
             host: host, port: port,
-            commands: { files in
+            commands: { files, changed in
+                if changed == [pemPath + ".ocsp"], let staple = files[pemPath + ".ocsp"] {
+                    return [RuntimeCommand(payload: "set ssl ocsp-response \(Data(staple).base64EncodedString())\n",
+                                           successMarkers: ["OCSP Response updated"],
+                                           summary: "set ssl ocsp-response (staple for \(pemPath))")]
+                }
                 var commands: [RuntimeCommand] = []
                 if let pem = files[pemPath] {
                     commands.append(RuntimeCommand(

@@ -22,6 +22,8 @@ public struct DeploymentPlan: Sendable {
     public var hotUpdate: HotUpdatePlan?
     /// For cluster connectors (no files): the Secret to write, carried out by the engine's cluster path.
     public var secret: SecretPlan?
+    /// Where earlier staples for this certificate live when the connector names staple files by content.
+    public var stapleHistory: StapleHistory?
 
     public init(
         files: [PlannedFile],
@@ -34,7 +36,8 @@ public struct DeploymentPlan: Sendable {
         removals: [String] = [],
         retention: [RetentionRule] = [],
         hotUpdate: HotUpdatePlan? = nil,
-        secret: SecretPlan? = nil
+        secret: SecretPlan? = nil,
+        stapleHistory: StapleHistory? = nil
     ) {
         self.files = files
         self.validateCommand = validateCommand
@@ -47,6 +50,21 @@ public struct DeploymentPlan: Sendable {
         self.retention = retention
         self.hotUpdate = hotUpdate
         self.secret = secret
+        self.stapleHistory = stapleHistory
+    }
+}
+
+/// Staple files named by their content (`prefix<hash>.der` in `directory`), for a vendor that re-reads a
+/// staple only under a new name (Envoy). A new staple then means a new file name and a new reference to
+/// it, so the engine cannot keep a still-fresh staple by comparing one path: it looks here for one, and
+/// when it finds a fresh one it plans again with it, so a repeated deploy changes nothing.
+public struct StapleHistory: Sendable, Equatable {
+    public var directory: String
+    public var prefix: String
+
+    public init(directory: String, prefix: String) {
+        self.directory = directory
+        self.prefix = prefix
     }
 }
 
@@ -85,12 +103,14 @@ public struct RuntimeCommand: Sendable, Equatable {
 public struct HotUpdatePlan: Sendable {
     public var host: String
     public var port: Int
-    /// Commands that make the running vendor serve `files` (path → bytes, every planned file).
-    public var commands: @Sendable ([String: [UInt8]]) -> [RuntimeCommand]
+    /// Commands that make the running vendor serve `files` (path → bytes, every planned file), given the
+    /// paths that `changed` (so a vendor can send only a new staple when nothing else differs).
+    public var commands: @Sendable (_ files: [String: [UInt8]], _ changed: Set<String>) -> [RuntimeCommand]
     /// Commands that discard an uncommitted update.
     public var abort: [RuntimeCommand]
 
-    public init(host: String, port: Int, commands: @escaping @Sendable ([String: [UInt8]]) -> [RuntimeCommand], abort: [RuntimeCommand]) {
+    public init(host: String, port: Int, commands: @escaping @Sendable (_ files: [String: [UInt8]], _ changed: Set<String>) -> [RuntimeCommand],
+                abort: [RuntimeCommand]) {
         self.host = host
         self.port = port
         self.commands = commands

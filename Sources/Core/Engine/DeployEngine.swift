@@ -224,6 +224,7 @@ struct DeployRun {
         var removals: [String] = []
         var keptStaple = false
         do {
+            keptStaple = try await keepStapleFromHistory(host)
             for index in plan.files.indices {
                 let file = plan.files[index]
                 let current = try await host.readFile(at: file.path)
@@ -342,7 +343,7 @@ struct DeployRun {
         if let hotUpdate = plan.hotUpdate {
             log.begin(.reload)
             let files = Dictionary(plan.files.map { ($0.path, $0.contents) }, uniquingKeysWith: { $1 })
-            switch await runRuntimeCommands(hotUpdate.commands(files), hotUpdate, on: host) {
+            switch await runRuntimeCommands(hotUpdate.commands(files, Set(touched)), hotUpdate, on: host) {
             case .success(let detail):
                 log.end(.ok, "hot update through the runtime API at \(hotUpdate.host):\(hotUpdate.port): \(detail)")
             case .failure(let problem):
@@ -384,7 +385,28 @@ struct DeployRun {
         return finish(.succeeded, nil)
     }
 
-    /// A staple already on the target for this leaf that is good and not yet halfway to its nextUpdate.
+    /// For content-named staples: when the planned staple is not on the target but a fresh one for this leaf
+    /// is (under its own name), plans again with that one, so nothing changes while it is fresh.
+    private mutating func keepStapleFromHistory(_ host: any RemoteHost) async throws -> Bool {
+        guard let history = plan.stapleHistory, let planned = plan.files.first(where: { $0.role == .staple }),
+              try await host.readFile(at: planned.path) == nil else { return false }
+        var newest: OCSPStaple?
+        for entry in try await host.listDirectory(history.directory) where entry.name.hasPrefix(history.prefix) {
+            let path = RemotePath.join(history.directory, entry.name)
+            guard path != planned.path, let file = try await host.readFile(at: path),
+                  file.mode == planned.mode, let fresh = freshStaple(file.contents) else { continue }
+            if newest.map({ fresh.thisUpdate > $0.thisUpdate }) ?? true { newest = fresh }
+        }
+        guard let newest else { return false }
+        var context = request.context
+        context.staple = newest
+        context.stapleLookedUp = true
+        guard let replanned = try? request.connector.plan(for: request.bundle, context: context) else { return false }
+        plan = replanned
+        staple = newest
+        return true
+    }
+
     /// The staple `der` when it is good for this leaf and not yet halfway to its nextUpdate.
     /// With a staple supplied by the caller, the target's staple is kept only when it is at least as new.
     func freshStaple(_ der: [UInt8]) -> OCSPStaple? {
@@ -514,7 +536,7 @@ struct DeployRun {
         if reload, let hotUpdate = plan.hotUpdate, plan.files.allSatisfy({ previous[$0.path].flatMap { $0 } != nil }) {
             // The runtime serves the new set: push the old one back the same way.
             let oldFiles = Dictionary(plan.files.compactMap { file in previous[file.path].flatMap { $0 }.map { (file.path, $0.contents) } }, uniquingKeysWith: { $1 })
-            switch await runRuntimeCommands(hotUpdate.commands(oldFiles), hotUpdate, on: host) {
+            switch await runRuntimeCommands(hotUpdate.commands(oldFiles, Set(touched)), hotUpdate, on: host) {
             case .success: reactivated = " and pushed the previous certificate through the runtime API"
             case .failure(let problem): problems.append("hot update back to the previous certificate failed: \(problem.message)")
             }
@@ -551,7 +573,7 @@ struct DeployRun {
             for rule in rules {
                 let entries = try await host.listDirectory(rule.directory)
                     .filter { $0.name.hasPrefix(rule.prefix) }
-                    .map { (path: rule.directory == "/" ? "/\($0.name)" : "\(rule.directory)/\($0.name)", modified: $0.modified) }
+                    .map { (path: RemotePath.join(rule.directory, $0.name), modified: $0.modified) }
                     .filter { !planned.contains($0.path) }
                     .sorted { ($0.modified, $0.path) > ($1.modified, $1.path) }
                 // `keep` counts the live generation, which the plan writes and the filter above left out.

@@ -26,6 +26,11 @@ public enum RemotePath {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
     }
+
+    /// `name` inside `directory` (no doubled slash under `/`).
+    public static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : "\(directory)/\(name)"
+    }
 }
 
 /// POSIX permission bits.
