@@ -118,12 +118,14 @@ public final class CertdeployServer: Sendable {
         let scheme = configuration.tlsCertificatePath == nil ? "http" : "https"
         let logger = self.logger
         let host = configuration.host
+        let watchSummary = configuration.watch.summary
         let application = Application(
             responder: responder, server: server,
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "certdeploy/\(Self.version)"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("certdeploy \(Self.version) listening on \(scheme)://\(host):\(port)")
+                logger.info("\(watchSummary)")
                 await onListening(port)
             },
             logger: logger)

@@ -53,6 +53,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Requests per second per API-key name (burst twice that).")
     var authenticatedRateLimit: Double = 500
 
+    @Flag(help: "Do not refresh OCSP staples or check targets for drift in the background (POST …/verify still works).")
+    var noWatch = false
+
+    @Option(help: "Refresh a staple at this fraction of its validity (thisUpdate → nextUpdate), 0.05…0.95.")
+    var stapleRefreshFraction = 0.5
+
+    @Option(help: "Flag a staple staple_expiring when it is this many hours from its nextUpdate with no fresh one fetched.")
+    var stapleExpiringHours = 24
+
+    @Option(help: "Seconds between drift checks of every target (a TLS handshake each), 30 or more.")
+    var driftIntervalSeconds = 900
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -61,6 +73,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be 1…256") }
         guard leaseSeconds >= 5 else { throw ValidationError("--lease-seconds must be 5 or more") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be 1024 or more") }
+        guard (0.05...0.95).contains(stapleRefreshFraction) else { throw ValidationError("--staple-refresh-fraction must be 0.05…0.95 (0.5 is a staple's half-life)") }
+        guard stapleExpiringHours >= 1 else { throw ValidationError("--staple-expiring-hours must be 1 or more") }
+        guard driftIntervalSeconds >= 30 else { throw ValidationError("--drift-interval-seconds must be 30 or more") }
     }
 
     func run() async throws {
@@ -77,6 +92,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.workerConcurrency = workers
         configuration.leaseDuration = .seconds(leaseSeconds)
         configuration.maxBodyBytes = maxBodyBytes
+        configuration.watch.enabled = !noWatch
+        configuration.watch.refreshFraction = stapleRefreshFraction
+        configuration.watch.stapleExpiringMargin = .seconds(stapleExpiringHours * 3600)
+        configuration.watch.driftInterval = .seconds(driftIntervalSeconds)
         configuration.metricsToken = ProcessInfo.processInfo.environment["CERTDEPLOY_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         do {
             configuration.unauthenticatedRateLimit = try RateLimit(requestsPerSecond: rateLimit, burst: max(1, Int(rateLimit * 2)))

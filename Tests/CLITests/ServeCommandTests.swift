@@ -66,6 +66,12 @@ final class ServeCommandTests: XCTestCase {
         let weak = try ProcessRunner.run(DeployCommandTests.binary, ["serve", "--port", "0", "--data-dir", directory.file("d3")], environment: ["CERTDEPLOY_API_KEYS": "admin:short:admin"])
         XCTAssertEqual(weak.status, 2)
         XCTAssertTrue(weak.stderr.contains("admin"), weak.stderr)
+
+        for (flag, value) in [("--staple-refresh-fraction", "1.5"), ("--drift-interval-seconds", "5"), ("--staple-expiring-hours", "0")] {
+            let refused = try ProcessRunner.run(DeployCommandTests.binary, ["serve", "--port", "0", "--data-dir", directory.file("d4"), flag, value], environment: keys)
+            XCTAssertEqual(refused.status, 64, "\(flag) \(value)")
+            XCTAssertTrue(refused.stderr.contains(flag), refused.stderr)
+        }
     }
 
     func testKeyFileRotationOnSIGHUPAndGracefulSIGTERM() async throws {
@@ -95,6 +101,7 @@ final class ServeCommandTests: XCTestCase {
         await assertEqualAsync(try await get(url, key: second), 200)
         XCTAssertTrue(server.log.contains("previous keys stay in force"), server.log)
 
+        XCTAssertTrue(server.log.contains("staples refreshed at 50% of their validity (flagged staple_expiring within 24 h of nextUpdate), drift checked every 15 min"), server.log)
         // SIGTERM: a clean, prompt exit.
         kill(server.pid, SIGTERM)
         XCTAssertTrue(ProcessRunner.waitForExit(pid: server.pid, timeout: 20), server.log)
@@ -111,7 +118,7 @@ final class ServeCommandTests: XCTestCase {
         let keyPath = try directory.write("server.key", leaf.privateKeyPKCS8PEM, mode: 0o600)
         let key = Self.key()
         // HTTPS may listen on any address.
-        let server = try serve(["--host", "0.0.0.0", "--tls-cert", certPath, "--tls-key", keyPath], environment: ["CERTDEPLOY_API_KEYS": "admin:\(key):admin"])
+        let server = try serve(["--host", "0.0.0.0", "--tls-cert", certPath, "--tls-key", keyPath, "--no-watch"], environment: ["CERTDEPLOY_API_KEYS": "admin:\(key):admin"])
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(ca.root.certificatePEM.utf8), format: .pem)])
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
@@ -121,6 +128,7 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(publicStatus, 200)
         XCTAssertEqual(keyedStatus, 200)
         XCTAssertTrue(server.log.contains("listening on https://"), server.log)
+        XCTAssertTrue(server.log.contains("watch off"), server.log)
     }
 
     private func eventually(timeout: Duration = .seconds(10), _ condition: @escaping () async throws -> Bool) async throws {

@@ -56,4 +56,57 @@ final class K8sServerTests: XCTestCase {
         XCTAssertFalse(record.contains(K8sFixture.token))
         XCTAssertFalse(record.contains("PRIVATE KEY"))
     }
+
+    /// A staple refresh through the server writes only `tls.ocsp-staple` of the Secret (one write, the certificate and
+    /// key untouched), driven with a simulated time past the staple's half-life.
+    func testStapleRefreshRewritesOnlyTheStapleKey() async throws {
+        try Services.require(["openssl"])
+        let fixture = try await K8sFixture()
+        addTeardownBlock { await fixture.stop() }
+        let files = try fixture.ca.writeFiles(to: fixture.directory.file("ca"))
+        let responder = try OCSPResponder.start(caFiles: files, validityMinutes: 10)
+        defer { responder.stop() }
+        let server = try await TestServer.start(registry: try ConnectorRegistry([K8sConnector.self])) { configuration in
+            configuration.watch.enabled = false
+            configuration.watch.refreshJitter = .zero
+            configuration.watch.refreshFloor = .zero
+        }
+        addTeardownBlock { await server.stop() }
+        let kubeconfig = try fixture.directory.write(
+            "kubeconfig", fixture.server.kubeconfig(user: .init(name: "deployer", token: K8sFixture.token), namespace: "web"), mode: 0o600)
+        var options = TestCertificateAuthority.LeafOptions()
+        options.ocspURL = responder.url
+        let leaf = try fixture.ca.issueLeaf(options)
+        try TestCertificateAuthority.appendIndexEntry(path: files.index, leaf: leaf, revoked: false)
+        let upload = try await server.send(
+            .POST, "/api/v1/certificates",
+            json: CertificateUpload(name: "site", certificatePEM: leaf.certificatePEM, chainPEM: fixture.ca.chainPEM, privateKeyPEM: leaf.privateKeyPKCS8PEM))
+        XCTAssertEqual(upload.status, 201, upload.text)
+        let created = try await server.send(.POST, "/api/v1/targets", json: TargetInput(
+            name: "shop", connector: "k8s", certificate: "site",
+            kubernetes: .object(["kubeconfig": .string(kubeconfig), "context": .string("fake")]), config: K8sFixture.config()))
+        XCTAssertEqual(created.status, 201, created.text)
+        let accepted = try await server.send(.POST, "/api/v1/deployments", json: DeploymentRequest(certificate: "site", targets: ["shop"]))
+        let id = try XCTUnwrap(try accepted.decode(ListResponse<DeploymentView>.self).items.first?.id)
+        let deployed = try await server.waitForDeployment(id)
+        XCTAssertEqual(deployed.status, "succeeded", "\(String(describing: deployed.failure))")
+        let before = try XCTUnwrap(fixture.storedSecret())
+        let firstStaple = try XCTUnwrap(before.data["tls.ocsp-staple"])
+        let writesBefore = fixture.writes.count
+
+        try await Task.sleep(for: .milliseconds(1100))  // a newer response has a later thisUpdate (one-second resolution)
+        let report = await server.server.watch.refreshStaples(now: Date().addingTimeInterval(6 * 60))
+        XCTAssertEqual(report.fetches, 1)
+        let queued = try XCTUnwrap(report.queued.first, "a refresh is queued past the half-life")
+        let refresh = try await server.waitForDeployment(queued)
+        XCTAssertEqual(refresh.status, "succeeded", "\(String(describing: refresh.failure)) \(refresh.steps)")
+        XCTAssertEqual(refresh.actor, "staple-refresh")
+        let after = try XCTUnwrap(fixture.storedSecret())
+        XCTAssertNotEqual(after.data["tls.ocsp-staple"], firstStaple, "a new staple")
+        XCTAssertEqual(after.data["tls.crt"], before.data["tls.crt"])
+        XCTAssertEqual(after.data["tls.key"], before.data["tls.key"])
+        XCTAssertEqual(fixture.writes.count - writesBefore, 1, "one write: \(fixture.writes.suffix(2).map(\.method))")
+        let compare = try XCTUnwrap(refresh.steps.first { $0.name == .compare }?.detail)
+        XCTAssertTrue(compare.contains("tls.ocsp-staple") && !compare.contains("tls.crt"), compare)
+    }
 }

@@ -31,4 +31,18 @@ public struct WatchConfiguration: Sendable {
     public var now: @Sendable () -> Date = { Date() }
 
     public init() {}
+
+    /// One line for the start-up log: what the server will do on its own.
+    public var summary: String {
+        guard enabled else { return "watch off: staples are not refreshed and drift is checked only on request" }
+        let percent = (refreshFraction * 100).formatted(.number.precision(.fractionLength(0...1)))
+        return "watch: staples refreshed at \(percent)% of their validity (flagged staple_expiring within \(Self.text(stapleExpiringMargin)) of nextUpdate), drift checked every \(Self.text(driftInterval))"
+    }
+
+    private static func text(_ duration: Duration) -> String {
+        let seconds = duration.components.seconds
+        if seconds % 3600 == 0 { return "\(seconds / 3600) h" }
+        if seconds % 60 == 0 { return "\(seconds / 60) min" }
+        return "\(seconds) s"
+    }
 }
