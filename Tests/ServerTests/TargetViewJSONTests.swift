@@ -3,6 +3,7 @@ import Core
 import Foundation
 import Hummingbird
 @testable import Server
+@testable import Store
 import XCTest
 
 /// The hand-written JSON paths of the target routes against the Codable ones they replaced: `TargetViewJSON` must
@@ -56,6 +57,30 @@ final class TargetViewJSONTests: XCTestCase {
             XCTAssertEqual(decoded.items.map(\.config), list.items.map(\.config))
             XCTAssertEqual(decoded.nextCursor, list.nextCursor)
         }
+    }
+
+    /// The list writes configs from the stored text, redacting sealed values in the text: the same bytes as the
+    /// parsed-and-redacted view, for every stored shape (sealed values at any depth, strings that only look sealed).
+    func testListItemsFromStoredTextAreTheBytesOfTheParsedViews() throws {
+        let codec = TargetCodec(registry: try ConnectorRegistry([]), vault: SecretVault(box: nil))
+        let date = Date(timeIntervalSince1970: 1_767_225_600.123)
+        func record(_ config: String, _ transport: String) -> TargetRecord {
+            TargetRecord(id: UUID(), name: "t", labels: ["env": "prod"], connectorID: "nginx", configJSON: config, transportJSON: transport,
+                         certificateName: "c", createdAt: date, updatedAt: date, version: 3)
+        }
+        let sealed = #"{"$sealed":"AAEC+/9=="}"#
+        let records = [
+            record(#"{"a":1,"path":"/etc/x"}"#, #"{"ssh":{"host":"h","password":\#(sealed),"user":"u"}}"#),
+            record(#"{"deep":{"list":[\#(sealed),{"k":\#(sealed)}]},"token":\#(sealed)}"#, #"{"kubernetes":{"context":"c","kubeconfig":"/k"}}"#),
+            record(#"{"looksSealed":"{\"$sealed\":\"x\"}","x":"\\"}"#, #"{"ssh":{"host":"h"}}"#),
+            record("{}", "{}"),
+        ]
+        let items = records.map(codec.listItem)
+        let views = records.map { codec.view($0) }
+        XCTAssertEqual(String(decoding: try TargetViewJSON.data(items, nextCursor: "n"), as: UTF8.self),
+                       String(decoding: try JSONEncoder.api.encode(ListResponse(items: views, nextCursor: "n")), as: UTF8.self))
+        XCTAssertFalse(String(decoding: try TargetViewJSON.data(items, nextCursor: nil), as: UTF8.self).contains("AAEC"))
+        XCTAssertNil(TargetCodec.redactedText(#"{"x":{"$sealed":"abc","more":1}}"#), "not a sealed value's exact form: parsed instead")
     }
 
     // MARK: TargetInput

@@ -417,8 +417,10 @@ public struct JSONTextWriter: Sendable {
     }
 
     /// Members in `JSONEncoder`'s `.sortedKeys` order: by the keys' UTF-8 bytes.
+    @inlinable  // specialised at the call site: unspecialised, the generic sort was a third of writing a target view
     public static func sortedMembers<Value>(_ members: [String: Value]) -> [(key: String, value: Value)] {
-        members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        if members.count < 2 { return members.map { (key: $0.key, value: $0.value) } }
+        return members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 
     private mutating func spaces(_ indent: Int) {

@@ -34,8 +34,29 @@ enum TargetViewJSON {
         return writer.bytes
     }
 
-    /// The members in `.sortedKeys` order (by UTF-8 bytes).
-    static func write(_ view: TargetView, to writer: inout JSONTextWriter) throws {
+    /// A page of list items: the same bytes as the page of their views, with the JSON members copied from text.
+    static func data(_ items: [TargetListItem], nextCursor: String?) throws -> [UInt8] {
+        var writer = JSONTextWriter(capacity: 64 + items.count * 900)
+        var object = ObjectWriter()
+        writer.raw("{")
+        object.key("items", &writer)
+        writer.raw("[")
+        for (index, item) in items.enumerated() {
+            if index > 0 { writer.raw(",") }
+            try write(item.view, to: &writer, text: item)
+        }
+        writer.raw("]")
+        if let nextCursor {
+            object.key("nextCursor", &writer)
+            writer.string(nextCursor)
+        }
+        writer.raw("}")
+        return writer.bytes
+    }
+
+    /// The members in `.sortedKeys` order (by UTF-8 bytes). With `text`, `config`, `ssh` and `kubernetes` are copied
+    /// from it instead of written from the view.
+    static func write(_ view: TargetView, to writer: inout JSONTextWriter, text: TargetListItem? = nil) throws {
         var object = ObjectWriter()
         writer.raw("{")
         if let autoRemediate = view.autoRemediate {
@@ -47,14 +68,17 @@ enum TargetViewJSON {
             writer.string(certificate)
         }
         object.key("config", &writer)
-        try writer.value(view.config)
+        if let text { writer.bytes.append(contentsOf: text.config) } else { try writer.value(view.config) }
         object.key("connector", &writer)
         writer.string(view.connector)
         object.key("createdAt", &writer)
         date(view.createdAt, &writer)
         object.key("id", &writer)
         writer.string(view.id.uuidString)
-        if let kubernetes = view.kubernetes {
+        if let kubernetes = text?.kubernetes {
+            object.key("kubernetes", &writer)
+            writer.bytes.append(contentsOf: kubernetes)
+        } else if let kubernetes = view.kubernetes {
             object.key("kubernetes", &writer)
             try writer.value(kubernetes)
         }
@@ -73,7 +97,10 @@ enum TargetViewJSON {
         }
         object.key("name", &writer)
         writer.string(view.name)
-        if let ssh = view.ssh {
+        if let ssh = text?.ssh {
+            object.key("ssh", &writer)
+            writer.bytes.append(contentsOf: ssh)
+        } else if let ssh = view.ssh {
             object.key("ssh", &writer)
             try writer.value(ssh)
         }
@@ -156,6 +183,12 @@ extension JSONResponse {
     static func make(_ view: TargetView, status: HTTPResponse.Status = .ok) throws -> Response {
         Response(status: status, headers: [.contentType: "application/json"],
                  body: .init(byteBuffer: ByteBuffer(bytes: try TargetViewJSON.data(view))))
+    }
+
+    /// A page of the target list, written by `TargetViewJSON` from the stored text.
+    static func make(_ items: [TargetListItem], nextCursor: String?) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: try TargetViewJSON.data(items, nextCursor: nextCursor))))
     }
 
     /// A page of target views, written by `TargetViewJSON` (the same JSON as the generic `make`).

@@ -38,8 +38,11 @@ enum TargetRoutes {
                 throw APIError.invalid(message.contains("cursor") ? "query:cursor" : "query:label", message)
             }
             let statuses = try await env.store.targetStatuses(targetIDs: page.items.map(\.id))
-            return try JSONResponse.make(ListResponse(
-                items: page.items.map { TargetWatch.decorate(env.codec.view($0), status: statuses[$0.id]) }, nextCursor: page.nextCursor))
+            return try JSONResponse.make(page.items.map { record in
+                var item = env.codec.listItem(record)
+                item.view = TargetWatch.decorate(item.view, status: statuses[record.id])
+                return item
+            }, nextCursor: page.nextCursor)
         }
         router.get("/api/v1/targets/{target}") { _, context in
             let record = try await resolve(try context.parameters.require("target"), env: env)

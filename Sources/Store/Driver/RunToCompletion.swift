@@ -3,9 +3,11 @@
 /// would leave the connection inside the transaction: on SQLite the next `BEGIN` fails with "cannot start a
 /// transaction within a transaction", on PostgreSQL a pooled connection would go back mid-transaction. Transactions are
 /// short, so finishing them is cheaper than any repair.
-func runToCompletion<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
+///
+/// - Parameter executor: where `operation` runs (nil: the global concurrent executor).
+func runToCompletion<T: Sendable>(on executor: (any TaskExecutor)? = nil, _ operation: @Sendable () async throws -> T) async throws -> T {
     // The child task is awaited before this function returns, so `operation` does not really escape.
     try await withoutActuallyEscaping(operation) { escapable in
-        try await Task { try await escapable() }.value
+        try await Task(executorPreference: executor) { try await escapable() }.value
     }
 }

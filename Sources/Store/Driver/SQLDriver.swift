@@ -19,14 +19,41 @@ enum SQLValue: Sendable, Equatable {
     static func int(_ value: Int) -> SQLValue { .int(Int64(value)) }
 }
 
+/// A result's column names and where each is in a row, shared by all the rows of one statement.
+final class SQLColumns: Sendable {
+    let names: [String]
+    private let index: [String: Int]
+
+    init(_ names: [String]) {
+        self.names = names
+        self.index = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    var count: Int { names.count }
+    func position(of name: String) -> Int? { index[name] }
+}
+
 /// One result row, by column name.
 struct SQLRow: Sendable {
-    let values: [String: SQLValue]
+    private let columns: SQLColumns
+    private let cells: [SQLValue]
 
-    init(_ values: [String: SQLValue]) { self.values = values }
+    init(columns: SQLColumns, cells: [SQLValue]) {
+        self.columns = columns
+        self.cells = cells
+    }
+
+    init(_ values: [String: SQLValue]) {
+        let names = Array(values.keys)
+        self.init(columns: SQLColumns(names), cells: names.map { values[$0]! })
+    }
+
+    private func cell(_ column: String) -> SQLValue? {
+        columns.position(of: column).map { cells[$0] }
+    }
 
     private func value(_ column: String) throws -> SQLValue {
-        guard let value = values[column] else {
+        guard let value = cell(column) else {
             throw StoreError.corrupt("column \(column) missing from the result")
         }
         return value
@@ -36,7 +63,7 @@ struct SQLRow: Sendable {
         .corrupt("column \(column): expected \(expected), found \(value)")
     }
 
-    func isNull(_ column: String) -> Bool { values[column].map { $0 == .null } ?? true }
+    func isNull(_ column: String) -> Bool { cell(column).map { $0 == .null } ?? true }
 
     func string(_ column: String) throws -> String {
         switch try value(column) {

@@ -1,19 +1,21 @@
 import Foundation
 import Logging
-import NIOCore
-import SQLiteNIO
+import VaporCSQLite
 
-/// One SQLite connection, used by one transaction at a time (an in-process FIFO lock), with write
-/// transactions started as `BEGIN IMMEDIATE` so they also exclude other processes on the same file.
+/// One SQLite connection on its own thread (``SQLiteThread``), used by one transaction at a time (an in-process FIFO
+/// lock), with write transactions started as `BEGIN IMMEDIATE` so they also exclude other processes on the same file.
+/// A whole transaction runs on that thread, statement after statement, with no thread switch in between.
 final class SQLiteDriver: SQLDriver {
     let dialect = SQLDialect(name: "sqlite", skipLockedDeployments: "", claimTarget: "", keyShare: "", noKeyUpdate: "", forUpdate: "")
 
-    private let connection: SQLiteConnection
+    private let handle: SQLiteHandle
+    private let thread: SQLiteThread
     private let lock = AsyncLock()
     let path: String
 
-    private init(connection: SQLiteConnection, path: String) {
-        self.connection = connection
+    private init(handle: SQLiteHandle, thread: SQLiteThread, path: String) {
+        self.handle = handle
+        self.thread = thread
         self.path = path
     }
 
@@ -26,25 +28,26 @@ final class SQLiteDriver: SQLDriver {
         }
         Foundation.close(fd)
 
-        let connection: SQLiteConnection
+        let handle: SQLiteHandle
         do {
-            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            handle = try SQLiteHandle(path: path)
         } catch {
             throw StoreError.unavailable("cannot open the SQLite database \(path): \(error)")
         }
-        let driver = SQLiteDriver(connection: connection, path: path)
+        let driver = SQLiteDriver(handle: handle, thread: SQLiteThread(name: "certdeploy-sqlite"), path: path)
         do {
-            // Replaces sqlite-nio's busy handler (which retries without sleeping) by SQLite's sleeping one.
-            let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
-            _ = try await connection.query("PRAGMA busy_timeout = \(milliseconds)")
-            let mode = try await connection.query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
-            guard mode?.lowercased() == "wal" else {
-                throw StoreError.unavailable("SQLite database \(path) did not switch to WAL mode (journal_mode is \(mode ?? "unknown"))")
+            try await driver.onThread {
+                let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
+                handle.setBusyTimeout(milliseconds: Int32(clamping: milliseconds))
+                let mode = try handle.query("PRAGMA journal_mode = WAL", []).first.flatMap { try? $0.string("journal_mode") }
+                guard mode?.lowercased() == "wal" else {
+                    throw StoreError.unavailable("SQLite database \(path) did not switch to WAL mode (journal_mode is \(mode ?? "unknown"))")
+                }
+                _ = try handle.query("PRAGMA synchronous = NORMAL", [])
+                _ = try handle.query("PRAGMA foreign_keys = ON", [])
             }
-            _ = try await connection.query("PRAGMA synchronous = NORMAL")
-            _ = try await connection.query("PRAGMA foreign_keys = ON")
         } catch {
-            try? await connection.close()
+            try? await driver.close()
             throw Self.map(error)
         }
         return driver
@@ -53,92 +56,65 @@ final class SQLiteDriver: SQLDriver {
     func transaction<Result: Sendable>(
         write: Bool, _ body: @Sendable (any SQLTransaction) async throws -> Result
     ) async throws -> Result {
-        try await runToCompletion { try await self.lockedTransaction(write: write, body) }
-    }
-
-    private func lockedTransaction<Result: Sendable>(
-        write: Bool, _ body: @Sendable (any SQLTransaction) async throws -> Result
-    ) async throws -> Result {
-        try await lock.withLock {
-            let tx = Transaction(connection: connection)
-            do {
-                try await tx.raw(write ? "BEGIN IMMEDIATE" : "BEGIN")
-            } catch {
-                throw Self.map(error)
-            }
-            do {
-                let result = try await body(tx)
-                try await tx.raw("COMMIT")
-                return result
-            } catch {
-                try? await tx.raw("ROLLBACK")
-                throw Self.map(error)
+        try await runToCompletion(on: thread) {
+            try await self.lock.withLock {
+                let tx = Transaction(handle: self.handle)
+                do {
+                    try tx.raw(write ? "BEGIN IMMEDIATE" : "BEGIN")
+                } catch {
+                    throw Self.map(error)
+                }
+                do {
+                    let result = try await body(tx)
+                    try tx.raw("COMMIT")
+                    return result
+                } catch {
+                    try? tx.raw("ROLLBACK")
+                    throw Self.map(error)
+                }
             }
         }
+    }
+
+    /// Runs `work` on the connection's thread, holding the lock.
+    private func onThread<T: Sendable>(_ work: @Sendable @escaping () throws -> T) async throws -> T {
+        try await runToCompletion(on: thread) { try await self.lock.withLock { try work() } }
     }
 
     func close() async throws {
-        try await lock.withLock {
-            if !connection.isClosed { try await connection.close() }
-        }
+        try await onThread { [handle] in handle.close() }
+        thread.stop()
     }
 
     /// Maps SQLite errors to `StoreError` (others pass through).
     static func map(_ error: any Error) -> any Error {
-        guard let error = error as? SQLiteError else { return error }
-        switch error.reason {
-        case .constraintUniqueFailed, .constraintPrimaryKeyFailed:
+        guard let error = error as? SQLiteFailure else { return error }
+        switch error.code {
+        case SQLiteFailure.constraintUnique, SQLiteFailure.constraintPrimaryKey:
             // "UNIQUE constraint failed: targets.name"
             return StoreError.conflict(field: ConstraintNames.field(forSQLiteMessage: error.message))
-        case .constraintForeignKeyFailed:
+        case SQLiteFailure.constraintForeignKey:
             return StoreError.conflict(field: "reference")
-        case .busy, .busyTimeout, .busyInRecovery, .busyInSnapshot, .locked, .cantOpen, .ioError:
-            return StoreError.unavailable(error.message)
         default:
-            return StoreError.database(error.description)
+            switch error.primaryCode {
+            case SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN, SQLITE_IOERR:
+                return StoreError.unavailable(error.message)
+            default:
+                return StoreError.database(error.description)
+            }
         }
     }
 
+    /// Statements of one transaction: synchronous C calls on the connection's thread (the caller is already there).
     private struct Transaction: SQLTransaction {
-        let connection: SQLiteConnection
+        let handle: SQLiteHandle
 
-        func raw(_ sql: String) async throws {
-            _ = try await connection.query(sql, [])
+        func raw(_ sql: String) throws {
+            _ = try handle.query(sql, [])
         }
 
         func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-            let rows = try await connection.query(Self.sqliteSQL(sql), binds.map(Self.sqliteData))
-            return try rows.map { row in
-                var values: [String: SQLValue] = [:]
-                for column in row.columns {
-                    switch column.data {
-                    case .integer(let int): values[column.name] = .int(Int64(int))
-                    case .text(let text): values[column.name] = .text(text)
-                    case .blob(let buffer): values[column.name] = .blob(Array(buffer.readableBytesView))
-                    case .null: values[column.name] = .null
-                    case .float(let double):  // the schema has no REAL columns
-                        throw StoreError.corrupt("column \(column.name): unexpected floating-point value \(double)")
-                    }
-                }
-                return SQLRow(values)
-            }
-        }
-
-        /// `$1` → `?1` (numbered parameters; the store's SQL has no `$` anywhere else). Byte-wise over UTF-8 (an ASCII
-        /// byte never occurs inside a multi-byte sequence): Foundation's `replacingOccurrences` cost ~15 µs a query.
-        static func sqliteSQL(_ sql: String) -> String {
-            String(decoding: sql.utf8.map { $0 == UInt8(ascii: "$") ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
-        }
-
-        static func sqliteData(_ value: SQLValue) -> SQLiteData {
-            switch value {
-            case .null: .null
-            case .int(let int): .integer(SQLiteInt64(int))
-            case .text(let text): .text(text)
-            case .blob(let bytes): .blob(ByteBuffer(bytes: bytes))
-            case .bool(let bool): .integer(bool ? 1 : 0)
-            case .uuid(let uuid): .text(uuid.uuidString.lowercased())
-            }
+            try handle.query(sql, binds)
         }
     }
 }
