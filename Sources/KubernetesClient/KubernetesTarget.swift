@@ -36,7 +36,7 @@ public struct KubernetesTarget: Codable, Sendable, Equatable {
     public static func decode(_ raw: JSONValue, pointer: String = "/kubernetes") throws -> KubernetesTarget {
         let (normalized, issues) = ConfigValidator.validate(raw, fields: configFields, pointer: pointer)
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
-        let target = try JSONDecoder().decode(KubernetesTarget.self, from: Data(normalized.jsonText(pretty: false).utf8))
+        let target = try JSONValueDecoder().decode(KubernetesTarget.self, from: normalized)
         if target.inCluster, target.kubeconfig != nil || target.context != nil {
             throw ConfigError(issues: [ConfigIssue(pointer: pointer + "/inCluster", message: "inCluster: true uses the service account; remove kubeconfig and context")])
         }

@@ -67,7 +67,7 @@ public struct SSHTarget: Codable, Sendable, Equatable {
     public static func decode(_ raw: JSONValue, pointer: String = "/ssh") throws -> SSHTarget {
         let (normalized, issues) = ConfigValidator.validate(raw, fields: configFields, pointer: pointer)
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
-        let target = try JSONDecoder().decode(SSHTarget.self, from: Data(normalized.jsonText(pretty: false).utf8))
+        let target = try JSONValueDecoder().decode(SSHTarget.self, from: normalized)
         let semantic = target.issues(pointer: pointer)
         guard semantic.isEmpty else { throw ConfigError(issues: semantic) }
         return target

@@ -37,7 +37,7 @@ public struct RegisteredConnector: Sendable {
             guard schemaIssues.isEmpty else { throw ConfigError(connectorID: descriptor.id, issues: schemaIssues) }
             let config: Connector.Config
             do {
-                config = try JSONDecoder().decode(Connector.Config.self, from: Data(normalized.jsonText(pretty: false).utf8))
+                config = try JSONValueDecoder().decode(Connector.Config.self, from: normalized)
             } catch let error as DecodingError {
                 throw ConfigError(connectorID: descriptor.id, issues: [ConfigIssue(decodingError: error)])
             }
