@@ -19,6 +19,9 @@ final class SQLiteDriver: SQLDriver {
         self.path = path
     }
 
+    // A store dropped without close() still lets its thread exit (the handle closes the connection in its own deinit).
+    deinit { thread.stop() }
+
     /// Opens (creating it with mode 0600 if missing) the database file and sets WAL mode, a busy timeout and
     /// foreign keys.
     static func open(path: String, busyTimeout: Duration, logger: Logger) async throws -> SQLiteDriver {
