@@ -16,7 +16,7 @@ struct CertsCommand: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    struct Upload: AsyncParsableCommand {
+    struct Upload: ClientSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Upload a certificate and its key as the next version of the named certificate (created on first upload).")
         @Option(help: "Certificate name, [A-Za-z0-9._-].") var name: String
@@ -24,10 +24,6 @@ struct CertsCommand: AsyncParsableCommand {
         @Option(help: "Private key PEM (sent to the server, which stores it encrypted and never returns it).") var key: String
         @Option(help: "Extra chain PEM (intermediates), in any order.") var chain: String?
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let upload = CertificateUpload(name: name, certificatePEM: try PushFiles.read(cert, what: "--cert"),
@@ -47,7 +43,7 @@ struct CertsCommand: AsyncParsableCommand {
             + version.notes.map { "  note: \($0)" }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "List certificates (every page, unless --limit).")
         @Option(help: "Only certificates whose name starts with this.") var namePrefix: String?
         @Option(help: "At most this many certificates.") var limit: Int?
@@ -55,10 +51,6 @@ struct CertsCommand: AsyncParsableCommand {
 
         func validate() throws {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        }
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
         }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
@@ -79,14 +71,10 @@ struct CertsCommand: AsyncParsableCommand {
         })
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "Show a certificate and its versions (never the key).")
         @Argument(help: "Certificate name.") var name: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let certificate = try await client.certificate(name)

@@ -16,7 +16,7 @@ struct DeploymentsCommand: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    struct List: AsyncParsableCommand {
+    struct List: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "List deployments, newest first (every page, unless --limit).")
         @Option(help: "Only deployments to this target (id or name).") var target: String?
         @Option(help: "Only deployments of this certificate.") var certificate: String?
@@ -28,10 +28,6 @@ struct DeploymentsCommand: AsyncParsableCommand {
 
         func validate() throws {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        }
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
         }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
@@ -54,14 +50,10 @@ struct DeploymentsCommand: AsyncParsableCommand {
         })
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "Show a deployment with its steps.")
         @Argument(help: "Deployment id.") var id: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let deployment = try await client.deployment(try DeploymentsCommand.deploymentID(id))
@@ -71,15 +63,11 @@ struct DeploymentsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Cancel: AsyncParsableCommand {
+    struct Cancel: ClientSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel a queued deployment (a running one cannot be cancelled: it finishes or rolls back).")
         @Argument(help: "Deployment id.") var id: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let deployment = try await client.cancelDeployment(try DeploymentsCommand.deploymentID(id))

@@ -16,7 +16,7 @@ struct TargetsCommand: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    struct Add: AsyncParsableCommand {
+    struct Add: ClientSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a target.",
             discussion: """
@@ -31,10 +31,6 @@ struct TargetsCommand: AsyncParsableCommand {
         @Option(help: "The certificate this target serves, by name.") var certificate: String?
         @OptionGroup var options: ClientOptions
 
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
-
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let input = try TargetInputFile.load(path: file).input(name: name, connector: connector, labels: try Labels.dictionary(label),
                                                                      certificate: certificate)
@@ -45,7 +41,7 @@ struct TargetsCommand: AsyncParsableCommand {
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "List targets (every page, unless --limit).")
         @Option(help: ArgumentHelp("Only targets with this label, key=value (repeatable: all must match).", valueName: "key=value"))
         var label: [String] = []
@@ -56,10 +52,6 @@ struct TargetsCommand: AsyncParsableCommand {
 
         func validate() throws {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        }
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
         }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
@@ -93,14 +85,10 @@ struct TargetsCommand: AsyncParsableCommand {
         return "\(summary.status) \(summary.certificate) v\(summary.certificateVersion)" + (summary.finishedAt.map { " \(ClientFormat.date($0))" } ?? "")
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "Show a target (secret values show as \"<redacted>\").")
         @Argument(help: "Target id or name.") var target: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let view = try await client.target(target)
@@ -133,7 +121,7 @@ struct TargetsCommand: AsyncParsableCommand {
         return lines
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: ClientSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Change a target: read it, apply the changes, and write it back naming the version read.",
             discussion: """
@@ -153,10 +141,6 @@ struct TargetsCommand: AsyncParsableCommand {
                 throw ValidationError("nothing to change: give --file, --label, --remove-label, --certificate or --clear-certificate")
             }
             if certificate != nil, clearCertificate { throw ValidationError("give --certificate or --clear-certificate, not both") }
-        }
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
         }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
@@ -194,15 +178,11 @@ struct TargetsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Test: AsyncParsableCommand {
+    struct Test: ClientSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Check that the server can reach and use a target, writing nothing live. Exit status 1 when a check fails.")
         @Argument(help: "Target id or name.") var target: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let report = try await client.testTarget(target)
@@ -226,15 +206,11 @@ struct TargetsCommand: AsyncParsableCommand {
         return lines
     }
 
-    struct StaplingConfig: AsyncParsableCommand {
+    struct StaplingConfig: ClientSubcommand {
         static let configuration = CommandConfiguration(
             commandName: "stapling-config", abstract: "Show the stapling config the connector would emit for the target's certificate.")
         @Argument(help: "Target id or name.") var target: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let view = try await client.staplingConfig(target)

@@ -4,7 +4,7 @@ import Foundation
 
 extension TargetsCommand {
     /// `certdeploy targets verify <target>`: a drift check now.
-    struct Verify: AsyncParsableCommand {
+    struct Verify: ClientSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Check now that a target serves what certdeploy deployed (leaf and OCSP staple). Exit status 1 unless in sync.",
             discussion: """
@@ -14,10 +14,6 @@ extension TargetsCommand {
             """)
         @Argument(help: "Target id or name.") var target: String
         @OptionGroup var options: ClientOptions
-
-        func run() async throws {
-            try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
-        }
 
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let status = try await client.verifyTarget(target)

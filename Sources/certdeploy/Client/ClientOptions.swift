@@ -61,3 +61,16 @@ enum ClientSession {
         if status != 0 { throw ExitCode(status) }
     }
 }
+
+/// A subcommand that talks to the server with the shared client options: its `run()` opens the session with
+/// ``ClientSession`` and exits with what `execute` returns.
+protocol ClientSubcommand: AsyncParsableCommand {
+    var options: ClientOptions { get }
+    func execute(client: APIClient, console: Console) async throws -> Int32
+}
+
+extension ClientSubcommand {
+    func run() async throws {
+        try ClientSession.exit(await ClientSession.run(server: options.connection.server) { try await execute(client: $0, console: $1) })
+    }
+}
