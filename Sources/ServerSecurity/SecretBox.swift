@@ -263,8 +263,16 @@ public struct SecretBox: Sendable, CustomStringConvertible, CustomDebugStringCon
     }
 
     static func randomBytes(_ count: Int) -> [UInt8] {
+        // Eight bytes per draw from the system generator: drawing one `UInt8` at a time cost a `getrandom` system
+        // call per byte (32 for one salt).
         var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 8)
+        while bytes.count < count {
+            withUnsafeBytes(of: generator.next() as UInt64) { bytes.append(contentsOf: $0) }
+        }
+        bytes.removeLast(bytes.count - count)
+        return bytes
     }
 
     // MARK: - Never print the key

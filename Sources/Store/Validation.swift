@@ -1,4 +1,5 @@
 import Foundation
+import Core
 
 /// Limits the store enforces.
 public enum StoreLimits {
@@ -84,14 +85,14 @@ enum Validate {
 
     /// Well-formed JSON text whose top level is an object.
     static func jsonObject(_ text: String, field: String) throws {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)), value is [String: Any] else {
+        guard case .object = try? JSONValue.parse(Data(text.utf8)) else {
             throw StoreError.invalidArgument("\(field) is not a JSON object")
         }
     }
 
     /// Well-formed JSON text whose top level is an array.
     static func jsonArray(_ text: String, field: String) throws {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)), value is [Any] else {
+        guard case .array = try? JSONValue.parse(Data(text.utf8)) else {
             throw StoreError.invalidArgument("\(field) is not a JSON array")
         }
     }

@@ -182,6 +182,8 @@ final class ConfigValidatorTests: XCTestCase {
             ("/etc/a.pem\n", "newline"),
             ("/etc/a\r.pem", "newline"),
             ("/etc/a\u{0}.pem", "NUL"),
+            ("/etc/a\r\n.pem", "newline"),
+            ("/etc/é/../x", ".."),
         ]
         for (path, fragment) in bad {
             let value = JSONValue.object(["name": .string("web"), "path": .string(path)])
@@ -194,6 +196,19 @@ final class ConfigValidatorTests: XCTestCase {
             assertValid(JSONValue.object(["name": .string("web"), "path": .string(path)]).jsonText(pretty: false))
             XCTAssertNil(RemotePath.problem(with: path), path)
         }
+    }
+
+    func testConfigSafePathsRefuseWhitespaceAndConfigSyntaxInAnyScript() {
+        let refused = ["/etc/a b.pem", "/etc/a\tb", "/etc/a;b", "/etc/{a}", "/etc/$a", "/etc/a\\b", "/etc/\"a\"", "/etc/'a'", "/etc/#a",
+                       "/etc/a\u{00A0}b", "/etc/é\u{2003}x", "/etc/a\u{85}b", "/etc/é;x"]
+        for path in refused {
+            let issues = ConnectorKit.configSafePaths([("certificatePath", path)], syntax: "nginx config")
+            XCTAssertEqual(issues.map(\.pointer), ["/certificatePath"], path.debugDescription)
+        }
+        for path in ["/etc/nginx/certs/example.com.pem", "/etc/é/ü.pem", "/srv/证书/a-b_c.pem", "/a"] {
+            XCTAssertEqual(ConnectorKit.configSafePaths([("certificatePath", path)], syntax: "nginx config"), [], path)
+        }
+        XCTAssertEqual(ConnectorKit.configSafePaths([("chainPath", nil)], syntax: "nginx config"), [])
     }
 
     func testRemotePathHelpers() {

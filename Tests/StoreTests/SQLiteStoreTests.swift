@@ -54,4 +54,26 @@ final class SQLiteStoreTests: StoreContractTests {
         XCTAssertEqual(claimed.count, 3)
         XCTAssertEqual(Set(claimed.map(\.targetID)).count, 3)
     }
+
+    func testALargeLogIsCheckpointedInTheBackgroundAndWritesGoOn() async throws {
+        let store = try await makeStore()
+        let driver = try XCTUnwrap((store as? any SQLBackedStore)?.driver as? SQLiteDriver)
+        XCTAssertEqual(driver.backgroundCheckpointFrames, 0)
+        // One commit of about 17 MB: past the 4,000-page threshold at 4 KiB pages.
+        _ = try await rawSQL(store, "CREATE TABLE filler (bytes BLOB)")
+        _ = try await rawSQL(store, "INSERT INTO filler VALUES (randomblob(17000000))")
+        let deadline = Date().addingTimeInterval(20)
+        while driver.backgroundCheckpointFrames < Int(SQLiteCheckpointer.threshold), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        XCTAssertGreaterThanOrEqual(driver.backgroundCheckpointFrames, Int(SQLiteCheckpointer.threshold),
+                                    "the checkpoint connection copied the log into the database file")
+        // The writer goes on, and the data is there after a reopen (which reads the database file).
+        _ = try await store.createCertificate(name: "after-checkpoint", actor: "alice")
+        try await store.close()
+        let reopened = try await reopenStore()
+        let rows = try await rawSQL(reopened, "SELECT length(bytes) AS size FROM filler")
+        XCTAssertEqual(try rows.first?.int("size"), 17_000_000)
+        _ = try await reopened.certificate(named: "after-checkpoint")
+    }
 }

@@ -94,8 +94,10 @@ public enum ConfigValidator {
         }
         var issues: [ConfigIssue] = []
         var result: [String: JSONValue] = [:]
-        let known = Dictionary(uniqueKeysWithValues: fields.map { ($0.name, $0) })
-        for key in members.keys.sorted() where known[key] == nil {
+        result.reserveCapacity(fields.count)
+        // Field lists are short: a linear search beats building a dictionary on every call.
+        let unknown = members.keys.filter { key in !fields.contains { $0.name == key } }
+        for key in unknown.sorted() {
             let suggestion = fields.map(\.name).first { $0.lowercased() == key.lowercased() }
             issues.append(ConfigIssue(pointer: pointer + "/" + escape(key), message: "unknown field" + (suggestion.map { " (did you mean \"\($0)\"?)" } ?? "")))
         }
@@ -124,7 +126,7 @@ public enum ConfigValidator {
         switch field.kind {
         case .string:
             guard case .string(let text) = value else { return issue("must be a string, got \(value.typeName)") }
-            if text.contains("\0") { return issue("must not contain a NUL character") }
+            if text.utf8.contains(0) { return issue("must not contain a NUL character") }
         case .integer(let minimum, let maximum):
             guard case .number(let number) = value, number.rounded() == number else { return issue("must be an integer, got \(value.typeName)") }
             if let minimum, number < Double(minimum) { return issue("must be at least \(minimum)") }
@@ -147,7 +149,7 @@ public enum ConfigValidator {
             if items.isEmpty { return issue("must name a command (empty argv)") }
             for (index, item) in items.enumerated() {
                 guard case .string(let arg) = item else { return (value, [ConfigIssue(pointer: "\(pointer)/\(index)", message: "must be a string")]) }
-                if arg.contains("\0") || arg.contains("\n") || arg.contains("\r") {
+                if arg.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) {
                     return (value, [ConfigIssue(pointer: "\(pointer)/\(index)", message: "must not contain NUL or newline characters")])
                 }
                 if index == 0, arg.isEmpty { return (value, [ConfigIssue(pointer: "\(pointer)/0", message: "command name must not be empty")]) }

@@ -97,8 +97,25 @@ public enum ConnectorKit {
     /// directive there.
     public static func configSafePaths(_ paths: [(field: String, path: String?)], syntax: String) -> [ConfigIssue] {
         paths.compactMap { field, path in
-            guard let path, path.contains(where: { $0.isWhitespace || ";{}$\\\"'#".contains($0) }) else { return nil }
+            guard let path, containsWhitespaceOrConfigSyntax(path) else { return nil }
             return ConfigIssue(pointer: "/\(field)", message: "must not contain whitespace or any of ; { } $ \\ \" ' # (\(syntax) syntax)")
+        }
+    }
+
+    /// Whether `text` has whitespace or a character that means something in a vendor config line (`; { } $ \ " ' #`).
+    static func containsWhitespaceOrConfigSyntax(_ text: String) -> Bool {
+        let special: (Character) -> Bool = { $0.isWhitespace || ";{}$\\\"'#".contains($0) }
+        // ASCII text (nearly every path) is checked byte by byte; anything else by Character, so Unicode
+        // whitespace such as U+00A0 is still caught.
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return text.contains(where: special) }
+        return text.utf8.contains { byte in
+            switch byte {
+            case 0x09...0x0D, 0x20, UInt8(ascii: ";"), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "$"), UInt8(ascii: "\\"),
+                 UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "#"):
+                true
+            default:
+                false
+            }
         }
     }
 

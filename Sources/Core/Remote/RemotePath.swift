@@ -3,16 +3,19 @@
 public enum RemotePath {
     /// Why `path` is unsafe, or nil when it is fine.
     public static func problem(with path: String) -> String? {
-        if path.isEmpty { return "must not be empty" }
-        if path.contains("\0") { return "must not contain a NUL character" }
-        if path.contains("\n") || path.contains("\r") { return "must not contain a newline" }
-        guard path.hasPrefix("/") else { return "must be an absolute path (start with /)" }
-        if path == "/" { return "must name a file, not /" }
-        if path.hasSuffix("/") { return "must name a file, not a directory (trailing /)" }
-        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        if components.contains("") { return "must be normalised (no empty // component)" }
-        if components.contains("..") { return "must not contain .. components" }
-        if components.contains(".") { return "must be normalised (no . components)" }
+        // Byte-wise over UTF-8 (every target create and update checks several paths): the bytes looked for are
+        // ASCII, which never occur inside a multi-byte sequence.
+        let bytes = path.utf8
+        if bytes.isEmpty { return "must not be empty" }
+        if bytes.contains(0) { return "must not contain a NUL character" }
+        if bytes.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) { return "must not contain a newline" }
+        guard bytes.first == UInt8(ascii: "/") else { return "must be an absolute path (start with /)" }
+        if bytes.count == 1 { return "must name a file, not /" }
+        if bytes.last == UInt8(ascii: "/") { return "must name a file, not a directory (trailing /)" }
+        let components = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        if components.contains(where: \.isEmpty) { return "must be normalised (no empty // component)" }
+        if components.contains(where: { $0.elementsEqual("..".utf8) }) { return "must not contain .. components" }
+        if components.contains(where: { $0.elementsEqual(".".utf8) }) { return "must be normalised (no . components)" }
         return nil
     }
 

@@ -10,20 +10,25 @@ final class SQLiteDriver: SQLDriver {
 
     private let handle: SQLiteHandle
     private let thread: SQLiteThread
+    private let checkpointer: SQLiteCheckpointer
     private let lock = AsyncLock()
     let path: String
 
-    private init(handle: SQLiteHandle, thread: SQLiteThread, path: String) {
+    private init(handle: SQLiteHandle, thread: SQLiteThread, checkpointer: SQLiteCheckpointer, path: String) {
         self.handle = handle
         self.thread = thread
+        self.checkpointer = checkpointer
         self.path = path
     }
 
     // A store dropped without close() still lets its thread exit (the handle closes the connection in its own deinit).
-    deinit { thread.stop() }
+    deinit {
+        checkpointer.stop()
+        thread.stop()
+    }
 
     /// Opens (creating it with mode 0600 if missing) the database file and sets WAL mode, a busy timeout and
-    /// foreign keys.
+    /// foreign keys; checkpoints run on a second connection (``SQLiteCheckpointer``).
     static func open(path: String, busyTimeout: Duration, logger: Logger) async throws -> SQLiteDriver {
         let fd = Foundation.open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -32,12 +37,14 @@ final class SQLiteDriver: SQLDriver {
         Foundation.close(fd)
 
         let handle: SQLiteHandle
+        let checkpointer: SQLiteCheckpointer
         do {
             handle = try SQLiteHandle(path: path)
+            checkpointer = try SQLiteCheckpointer(path: path, logger: logger)
         } catch {
             throw StoreError.unavailable("cannot open the SQLite database \(path): \(error)")
         }
-        let driver = SQLiteDriver(handle: handle, thread: SQLiteThread(name: "certdeploy-sqlite"), path: path)
+        let driver = SQLiteDriver(handle: handle, thread: SQLiteThread(name: "certdeploy-sqlite"), checkpointer: checkpointer, path: path)
         do {
             try await driver.onThread {
                 let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
@@ -48,6 +55,7 @@ final class SQLiteDriver: SQLDriver {
                 }
                 _ = try handle.query("PRAGMA synchronous = NORMAL", [])
                 _ = try handle.query("PRAGMA foreign_keys = ON", [])
+                handle.onWALCommit { pages in checkpointer.logGrew(toPages: pages) }
             }
         } catch {
             try? await driver.close()
@@ -84,8 +92,15 @@ final class SQLiteDriver: SQLDriver {
         try await runToCompletion(on: thread) { try await self.lock.withLock { try work() } }
     }
 
+    /// Log frames the background checkpoints have copied into the database file so far (tests).
+    var backgroundCheckpointFrames: Int { checkpointer.copiedFrames }
+
     func close() async throws {
-        try await onThread { [handle] in handle.close() }
+        // The checkpointer first, so the last connection's close can checkpoint the whole log and remove it.
+        try await onThread { [handle, checkpointer] in
+            checkpointer.stop()
+            handle.close()
+        }
         thread.stop()
     }
 

@@ -24,6 +24,7 @@ final class SQLiteHandle: @unchecked Sendable {
     // @unchecked Sendable: every use is inside SQLiteDriver's transaction lock (one caller at a time).
     private var database: OpaquePointer?
     private var statements: [String: CachedStatement] = [:]
+    private var walHook: WALHook?
     /// Statements built with a variable number of placeholders would grow the cache without end; past this it starts over.
     private static let cacheLimit = 256
 
@@ -81,11 +82,42 @@ final class SQLiteHandle: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` after each commit with the number of pages in the write-ahead log, instead of SQLite's
+    /// automatic checkpoint; when `body` returns true the committing connection checkpoints (`PASSIVE`) itself.
+    func onWALCommit(_ body: @escaping @Sendable (Int32) -> Bool) {
+        let hook = WALHook(body)
+        walHook = hook
+        sqlite_nio_sqlite3_wal_hook(database, { context, database, schema, pages in
+            guard let context else { return SQLITE_OK }
+            if Unmanaged<WALHook>.fromOpaque(context).takeUnretainedValue().body(pages) {
+                _ = sqlite_nio_sqlite3_wal_checkpoint_v2(database, schema, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+            }
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(hook).toOpaque())
+    }
+
+    /// Owned by the handle so the C hook's context pointer lives exactly as long as the connection.
+    private final class WALHook {
+        let body: @Sendable (Int32) -> Bool
+        init(_ body: @escaping @Sendable (Int32) -> Bool) { self.body = body }
+    }
+
+    /// A `PASSIVE` checkpoint: copies what it can of the log into the database without waiting for any lock.
+    /// `logFrames` is the log's size and `checkpointedFrames` how much of it is now in the database file.
+    func checkpointPassive() -> (status: Int32, logFrames: Int32, checkpointedFrames: Int32, message: String) {
+        guard let database else { return (SQLITE_MISUSE, 0, 0, "the database is closed") }
+        var logFrames: Int32 = 0
+        var checkpointedFrames: Int32 = 0
+        let status = sqlite_nio_sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &logFrames, &checkpointedFrames)
+        return (status, logFrames, checkpointedFrames, status == SQLITE_OK ? "" : String(cString: sqlite_nio_sqlite3_errmsg(database)))
+    }
+
     /// Finalizes the cached statements and closes the connection. Idempotent.
     func close() {
         for cached in statements.values { sqlite_nio_sqlite3_finalize(cached.statement) }
         statements = [:]
         if let database {
+            if walHook != nil { sqlite_nio_sqlite3_wal_hook(database, nil, nil) }
             sqlite_nio_sqlite3_close_v2(database)
             self.database = nil
         }
