@@ -67,6 +67,9 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     }
 
     private func runLoop() {
+        // Copying pages back can wait: at nice 10 this thread yields the CPU to request handling when both want it.
+        // (On Linux the nice value is per thread, and `who` 0 is the calling thread.)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
         // A connection that has not read the database has not opened its log, and its checkpoint would copy nothing.
         var opened = false
         while true {
