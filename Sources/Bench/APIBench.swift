@@ -277,6 +277,7 @@ func runAPIBench(
 
     // 2. Walk every target in pages, one client, `listPasses` times.
     var pages: [Double] = []
+    let listCPUBefore = server.cpu()
     for _ in 0..<options.listPasses {
         var cursor: String?
         var listed = 0
@@ -292,11 +293,12 @@ func runAPIBench(
         guard listed == bodies.count else { throw HarnessError("listed \(listed) targets, created \(bodies.count)") }
         result.listed = listed
     }
+    let listServerCPU = server.cpu() - listCPUBefore
     result.pages = pages.sorted()
     result.memoryAfterList = server.memory()
-    say(String(format: "  list:    %d pages of %d   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms   server RSS %.1f MB",
+    say(String(format: "  list:    %d pages of %d   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms   (server CPU %.1f ms a page)   server RSS %.1f MB",
                  result.pages.count, options.pageSize, percentile(result.pages, 0.5) * 1000, percentile(result.pages, 0.99) * 1000,
-                 (result.pages.last ?? 0) * 1000, result.memoryAfterList.rss))
+                 (result.pages.last ?? 0) * 1000, listServerCPU * 1000 / Double(max(1, pages.count)), result.memoryAfterList.rss))
 
     // 3. One dry-run deployment to every target by label selector: the time to 202 (enqueue only: no workers).
     let request = DeploymentRequest(certificate: "bench", selector: "bench=api", options: .init(dryRun: true))

@@ -371,7 +371,7 @@ extension JSONEncoder {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(storeDateStyle))
+            try container.encode(date.iso8601MillisecondsText)
         }
         return encoder
     }

@@ -41,7 +41,7 @@ extension SQLStore {
             finishedAt: try row.optionalDate("finished_at"), actor: try row.string("actor"))
     }
 
-    static func idText(_ id: UUID) -> String { id.uuidString.lowercased() }
+    static func idText(_ id: UUID) -> String { id.lowercasedText }
 
     /// After an UPDATE of a running deployment leased to `owner` matched nothing: why.
     static func leaseFailure(_ tx: any SQLTransaction, _ id: UUID) async throws -> StoreError {

@@ -66,7 +66,7 @@ extension SQLStore {
         let now = now()
         return try await driver.transaction(write: true) { tx in
             guard try await !tx.query("SELECT id FROM targets WHERE id = $1", [.uuid(targetID)]).isEmpty else {
-                throw StoreError.notFound(objectType: "target", id: targetID.uuidString.lowercased())
+                throw StoreError.notFound(objectType: "target", id: targetID.lowercasedText)
             }
             let placeholders = (0..<columns.count).map { "$\($0 + 3)" }.joined(separator: ", ")
             let updates = (columns + ["updated_at"]).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
@@ -85,11 +85,11 @@ extension SQLStore {
     public func setAutoRemediate(targetID: UUID, enabled: Bool, actor: String) async throws {
         let now = now()
         try await mutate(
-            AuditAction.targetRemediationSet, objectType: "target", objectID: targetID.uuidString.lowercased(), actor: actor, time: now,
+            AuditAction.targetRemediationSet, objectType: "target", objectID: targetID.lowercasedText, actor: actor, time: now,
             detail: { _ in enabled ? "on" : "off" }
         ) { tx in
             guard try await !tx.query("SELECT id FROM targets WHERE id = $1", [.uuid(targetID)]).isEmpty else {
-                throw StoreError.notFound(objectType: "target", id: targetID.uuidString.lowercased())
+                throw StoreError.notFound(objectType: "target", id: targetID.lowercasedText)
             }
             try await tx.query(
                 """

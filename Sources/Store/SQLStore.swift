@@ -338,7 +338,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         let id = new.id ?? UUID()
         let dialect = dialect
         return try await mutate(
-            AuditAction.targetCreate, objectType: "target", objectID: id.uuidString.lowercased(), actor: actor, time: now,
+            AuditAction.targetCreate, objectType: "target", objectID: id.lowercasedText, actor: actor, time: now,
             detail: { "name \($0.name)" }
         ) { tx in
             try Self.validate(
@@ -361,7 +361,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
     public func target(id: UUID) async throws -> TargetRecord {
         try await driver.transaction(write: false) { tx in
             guard let row = try await tx.query("SELECT \(Self.targetColumns) FROM targets WHERE id = $1", [.uuid(id)]).first else {
-                throw StoreError.notFound(objectType: "target", id: id.uuidString.lowercased())
+                throw StoreError.notFound(objectType: "target", id: id.lowercasedText)
             }
             return try Self.target(row, labels: try await Self.labels(tx, of: [id])[id] ?? [:])
         }
@@ -381,14 +381,14 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         let now = now()
         let dialect = dialect
         return try await mutate(
-            AuditAction.targetUpdate, objectType: "target", objectID: target.id.uuidString.lowercased(), actor: actor, time: now,
+            AuditAction.targetUpdate, objectType: "target", objectID: target.id.lowercasedText, actor: actor, time: now,
             detail: { "version \($0.version)" }
         ) { tx in
             try Self.validate(
                 name: target.name, labels: target.labels, connectorID: target.connectorID, configJSON: target.configJSON,
                 transportJSON: target.transportJSON)
             guard let current = try await tx.query("SELECT version FROM targets WHERE id = $1 \(dialect.noKeyUpdate)", [.uuid(target.id)]).first
-            else { throw StoreError.notFound(objectType: "target", id: target.id.uuidString.lowercased()) }
+            else { throw StoreError.notFound(objectType: "target", id: target.id.lowercasedText) }
             let currentVersion = try current.int("version")
             guard currentVersion == target.version else {
                 throw StoreError.staleVersion(expected: target.version, current: currentVersion)
@@ -413,7 +413,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
     public func deleteTarget(id: UUID, actor: String) async throws {
         let now = now()
         let dialect = dialect
-        let idText = id.uuidString.lowercased()
+        let idText = id.lowercasedText
         try await mutate(
             AuditAction.targetDelete, objectType: "target", objectID: idText, actor: actor, time: now,
             detail: { $0 == 0 ? nil : "cancelled \($0) queued deployment(s)" }
@@ -438,7 +438,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
                     tx,
                     NewAuditEvent(
                         time: now, actor: actor, action: AuditAction.deploymentCancel, objectType: "deployment",
-                        objectID: try row.uuid("id").uuidString.lowercased(), outcome: "success", detail: "the target was deleted"))
+                        objectID: try row.uuid("id").lowercasedText, outcome: "success", detail: "the target was deleted"))
             }
             try await tx.query("DELETE FROM targets WHERE id = $1", [.uuid(id)])
             return cancelled.count
@@ -450,7 +450,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         let selector = try filter.labelSelector.map { try LabelSelector(parsing: $0) }
         let after = try cursor.map { try Cursor.decode(Cursor.ByName.self, $0) }
         let afterID = try after.map { key -> UUID in
-            guard let text = key.id, let id = UUID(uuidString: text) else {
+            guard let text = key.id, let id = UUID(text: text) else {
                 throw StoreError.invalidArgument("cursor is not one this listing returned")
             }
             return id
@@ -489,7 +489,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
             let labels = try await Self.labels(tx, of: ids)
             let items = try zip(page, ids).map { row, id in try Self.target(row, labels: labels[id] ?? [:]) }
             let next = rows.count > limit
-                ? items.last.map { Cursor.encode(Cursor.ByName(name: $0.name, id: $0.id.uuidString.lowercased())) } : nil
+                ? items.last.map { Cursor.encode(Cursor.ByName(name: $0.name, id: $0.id.lowercasedText)) } : nil
             return Page(items: items, nextCursor: next)
         }
     }

@@ -31,7 +31,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notFound(let type, let id): "\(type) \(id) not found"
         case .staleVersion(let expected, let current):
             "stale version: the update was based on version \(expected), the store has version \(current)"
-        case .leaseLost(let id): "deployment \(id.uuidString.lowercased()) is no longer leased to this worker"
+        case .leaseLost(let id): "deployment \(id.lowercasedText) is no longer leased to this worker"
         case .invalidState(let message): "invalid state: \(message)"
         case .invalidArgument(let message): "invalid argument: \(message)"
         case .unavailable(let message): "database unavailable: \(message)"

@@ -45,7 +45,7 @@ struct DeploymentsCommand: AsyncParsableCommand {
     /// `DEPLOYMENT TARGET CERTIFICATE STATUS CREATED DURATION`.
     static func table(_ deployments: [DeploymentView]) -> [String] {
         TextTable.render(["DEPLOYMENT", "TARGET", "CERTIFICATE", "STATUS", "CREATED", "DURATION"], deployments.map { deployment in
-            [deployment.id.uuidString.lowercased(), DeploymentReport.targetName(deployment), "\(deployment.certificate) v\(deployment.certificateVersion)",
+            [deployment.id.lowercasedText, DeploymentReport.targetName(deployment), "\(deployment.certificate) v\(deployment.certificateVersion)",
              deployment.status, ClientFormat.date(deployment.createdAt), ClientFormat.duration(from: deployment.startedAt, to: deployment.finishedAt)]
         })
     }
@@ -72,13 +72,13 @@ struct DeploymentsCommand: AsyncParsableCommand {
         func execute(client: APIClient, console: Console) async throws -> Int32 {
             let deployment = try await client.cancelDeployment(try DeploymentsCommand.deploymentID(id))
             if options.output == .json { try console.json(deployment); return 0 }
-            console.line("Deployment \(deployment.id.uuidString.lowercased()) to \(DeploymentReport.targetName(deployment)): \(deployment.status)")
+            console.line("Deployment \(deployment.id.lowercasedText) to \(DeploymentReport.targetName(deployment)): \(deployment.status)")
             return 0
         }
     }
 
     static func deploymentID(_ text: String) throws(InputError) -> UUID {
-        guard let id = UUID(uuidString: text) else { throw InputError("\(text) is not a deployment id (a UUID, as `certdeploy deployments list` prints)") }
+        guard let id = UUID(text: text) else { throw InputError("\(text) is not a deployment id (a UUID, as `certdeploy deployments list` prints)") }
         return id
     }
 }

@@ -36,7 +36,7 @@ struct TargetsCommand: AsyncParsableCommand {
                                                                      certificate: certificate)
             let target = try await client.createTarget(input)
             if options.output == .json { try console.json(target); return 0 }
-            console.line("Added target \(target.name) (\(target.connector), id \(target.id.uuidString.lowercased()))")
+            console.line("Added target \(target.name) (\(target.connector), id \(target.id.lowercasedText))")
             return 0
         }
     }
@@ -101,14 +101,14 @@ struct TargetsCommand: AsyncParsableCommand {
     static func details(_ target: TargetView) -> [String] {
         var lines = TextTable.columns([
             ["name", target.name],
-            ["id", target.id.uuidString.lowercased()],
+            ["id", target.id.lowercasedText],
             ["connector", target.connector],
             ["labels", Labels.text(target.labels)],
             ["certificate", target.certificate ?? "-"],
             ["version", "\(target.version)"],
             ["created", ClientFormat.date(target.createdAt)],
             ["updated", ClientFormat.date(target.updatedAt)],
-            ["last deploy", lastDeploy(target.lastDeployment) + (target.lastDeployment.map { " (\($0.id.uuidString.lowercased()))" } ?? "")],
+            ["last deploy", lastDeploy(target.lastDeployment) + (target.lastDeployment.map { " (\($0.id.lowercasedText))" } ?? "")],
             ["sync", (target.status?.sync ?? "-") + (target.status?.detail.map { ": \($0)" } ?? "")],
             ["staple", staple(target.status) + (target.status?.stapleDetail.map { ": \($0)" } ?? "")],
             ["auto-remediate", (target.autoRemediate ?? false) ? "on" : "off"],
@@ -155,7 +155,7 @@ struct TargetsCommand: AsyncParsableCommand {
             input.labels = labels
             if let certificate { input.certificate = certificate }
             if clearCertificate { input.certificate = nil }
-            let updated = try await client.updateTarget(current.id.uuidString.lowercased(), input)
+            let updated = try await client.updateTarget(current.id.lowercasedText, input)
             if options.output == .json { try console.json(updated); return 0 }
             console.line("Updated target \(updated.name) (version \(current.version) → \(updated.version))")
             return 0

@@ -74,7 +74,7 @@ enum TargetViewJSON {
         object.key("createdAt", &writer)
         date(view.createdAt, &writer)
         object.key("id", &writer)
-        writer.string(view.id.uuidString)
+        writer.string(view.id.uppercasedText)
         if let kubernetes = text?.kubernetes {
             object.key("kubernetes", &writer)
             writer.bytes.append(contentsOf: kubernetes)
@@ -127,7 +127,7 @@ enum TargetViewJSON {
             date(finishedAt, &writer)
         }
         object.key("id", &writer)
-        writer.string(summary.id.uuidString)
+        writer.string(summary.id.uppercasedText)
         object.key("status", &writer)
         writer.string(summary.status)
         writer.raw("}")
@@ -161,10 +161,8 @@ enum TargetViewJSON {
 
     /// As `JSONEncoder.api`'s date strategy writes it.
     private static func date(_ date: Date, _ writer: inout JSONTextWriter) {
-        writer.string(date.formatted(dateStyle))
+        writer.string(date.iso8601MillisecondsText)
     }
-
-    private static let dateStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     /// Commas between members.
     private struct ObjectWriter {

@@ -136,7 +136,7 @@ public final class DeploymentWorker: Service, Sendable {
             prepared = try await prepare(deployment)
         } catch {
             heartbeat.cancel()
-            let failure = DeployFailure(targetID: deployment.targetID.uuidString.lowercased(), step: .preflight, message: "\(error)")
+            let failure = DeployFailure(targetID: deployment.targetID.lowercasedText, step: .preflight, message: "\(error)")
             let step = StepRecord(name: .preflight, outcome: .failed, startedAt: now(), endedAt: now(), detail: "\(error)")
             await finish(deployment, completion: try? DeploymentCompletion(outcome: .failed, steps: [step], failure: failure),
                          connector: "unknown", started: started, result: nil, logger: logger)

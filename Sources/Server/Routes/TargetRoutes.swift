@@ -83,7 +83,7 @@ enum TargetRoutes {
             let report = await TargetTester(environment: env).test(record)
             _ = try? await env.store.recordAuditEvent(
                 NewAuditEvent(time: Date(), actor: context.actor, action: "target.test", objectType: "target",
-                              objectID: record.id.uuidString.lowercased(), outcome: report.ok ? "success" : "failure"))
+                              objectID: record.id.lowercasedText, outcome: report.ok ? "success" : "failure"))
             return try JSONResponse.make(report)
         }
         router.get("/api/v1/targets/{target}/stapling-config") { _, context in
@@ -94,7 +94,7 @@ enum TargetRoutes {
 
     /// A target by UUID or by name.
     static func resolve(_ reference: String, env: APIEnvironment) async throws -> TargetRecord {
-        if let id = UUID(uuidString: reference) { return try await env.store.target(id: id) }
+        if let id = UUID(text: reference) { return try await env.store.target(id: id) }
         return try await env.store.target(named: reference)
     }
 

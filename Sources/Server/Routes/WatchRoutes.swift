@@ -12,7 +12,7 @@ enum WatchRoutes {
             let status = await env.watch.verify(record, now: env.watch.now)
             _ = try? await env.store.recordAuditEvent(
                 NewAuditEvent(time: Date(), actor: context.actor, action: "target.verify", objectType: "target",
-                              objectID: record.id.uuidString.lowercased(), outcome: status.sync ?? "unknown", detail: status.detail))
+                              objectID: record.id.lowercasedText, outcome: status.sync ?? "unknown", detail: status.detail))
             return try JSONResponse.make(status)
         }
     }

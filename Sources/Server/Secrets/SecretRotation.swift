@@ -28,7 +28,7 @@ public enum SecretRotation {
                 return Array(try SecretBox.reencrypt(Data(version.encryptedPrivateKey), from: oldBox, to: newBox, for: context))
             },
             target: { record in
-                let objectID = record.id.uuidString.lowercased()
+                let objectID = record.id.lowercasedText
                 let config = try reseal(try JSONValue.parse(Data(record.configJSON.utf8)), pointer: "/config", objectID: objectID, from: old, to: newVault)
                 let transport = try JSONValue.parse(Data(record.transportJSON.utf8))
                 guard case .object(var sections) = transport else { return (record.configJSON, record.transportJSON) }

@@ -47,7 +47,7 @@ struct TargetCodec: Sendable {
         if let certificate = input.certificate, !Self.isValidName(certificate) {
             throw APIError.invalid("/certificate", "must be a certificate name (1–128 characters of A–Z, a–z, 0–9, '.', '_' or '-')")
         }
-        let objectID = id.uuidString.lowercased()
+        let objectID = id.lowercasedText
         let existingTransport = try existing.map { try JSONValue.parse(Data($0.transportJSON.utf8)) }
         let existingConfig = try existing.map { try JSONValue.parse(Data($0.configJSON.utf8)) }
 
@@ -169,7 +169,7 @@ struct TargetCodec: Sendable {
         guard let registered = registry.connector(id: record.connectorID) else {
             throw TargetRuntimeError("connector \"\(record.connectorID)\" is not built into this server")
         }
-        let objectID = record.id.uuidString.lowercased()
+        let objectID = record.id.lowercasedText
         var secrets: [String] = []
         func open(_ value: JSONValue, pointer: String) throws -> JSONValue {
             guard case .object(var members) = value else { return value }

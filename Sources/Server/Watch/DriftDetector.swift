@@ -104,7 +104,7 @@ extension TargetWatch {
         }
         let deployed = "\(current.record.certificateName) v\(current.record.certificateVersion)"
         guard seen.leafSHA256 == expected else {
-            return (.drifted, "\(endpoint.description) serves leaf SHA-256 \(seen.leafSHA256.prefix(16))…, not \(deployed) (SHA-256 \(expected.prefix(16))…) as deployed by \(current.record.id.uuidString.lowercased())",
+            return (.drifted, "\(endpoint.description) serves leaf SHA-256 \(seen.leafSHA256.prefix(16))…, not \(deployed) (SHA-256 \(expected.prefix(16))…) as deployed by \(current.record.id.lowercasedText)",
                     seen.leafSHA256, expected, current)
         }
         guard let deployedStaple = current.staple else {
@@ -143,7 +143,7 @@ extension TargetWatch {
             let what = "\(current.record.certificateName) v\(current.record.certificateVersion)"
             logger.warning("target \(target.name) is \(state.rawValue): redeploying \(what) (deployment \(record.id))")
             await audit("target.drift.remediate", target: target, outcome: "queued",
-                        detail: "\(state.rawValue): \(detail); redeploying \(what) as deployment \(record.id.uuidString.lowercased())",
+                        detail: "\(state.rawValue): \(detail); redeploying \(what) as deployment \(record.id.lowercasedText)",
                         actor: Self.remediationActor)
         } catch {
             logger.error("target \(target.name): cannot queue the remediation: \(error)")

@@ -26,7 +26,7 @@ extension ServerMetrics {
     }
 
     private func setTargetGauge(_ descriptor: MetricNameDescriptor, target: UUID, value: Double?) {
-        let gauge = registry.makeGauge(descriptor: descriptor, labels: [("target", target.uuidString.lowercased())])
+        let gauge = registry.makeGauge(descriptor: descriptor, labels: [("target", target.lowercasedText)])
         if let value {
             gauge.set(value)
         } else {

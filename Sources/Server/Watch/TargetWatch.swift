@@ -121,7 +121,7 @@ public final class TargetWatch: Sendable {
     func audit(_ action: String, target: TargetRecord, outcome: String, detail: String, actor: String) async {
         do {
             try await store.recordAuditEvent(NewAuditEvent(
-                time: now, actor: actor, action: action, objectType: "target", objectID: target.id.uuidString.lowercased(), outcome: outcome,
+                time: now, actor: actor, action: action, objectType: "target", objectID: target.id.lowercasedText, outcome: outcome,
                 detail: detail))
         } catch {
             logger.error("cannot record the audit event \(action) for target \(target.name): \(error)")

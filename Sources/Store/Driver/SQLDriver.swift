@@ -112,7 +112,7 @@ struct SQLRow: Sendable {
         switch try value(column) {
         case .uuid(let uuid): return uuid
         case .text(let text):
-            guard let uuid = UUID(uuidString: text) else { throw StoreError.corrupt("column \(column): \(text) is not a UUID") }
+            guard let uuid = UUID(text: text) else { throw StoreError.corrupt("column \(column): \(text) is not a UUID") }
             return uuid
         case let other: throw mismatch(column, "uuid", other)
         }

@@ -168,7 +168,7 @@ final class SQLiteHandle: @unchecked Sendable {
             return bindText(text, at: index, in: statement)
         case .uuid(let uuid):
             // Lowercase text, so SQLite's text order is PostgreSQL's uuid byte order.
-            return bindText(uuid.uuidString.lowercased(), at: index, in: statement)
+            return bindText(uuid.lowercasedText, at: index, in: statement)
         case .blob(let bytes):
             return bytes.withUnsafeBytes { buffer in
                 // A zero-length blob still needs a non-NULL pointer, or SQLite binds NULL.

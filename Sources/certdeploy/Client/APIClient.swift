@@ -142,16 +142,16 @@ final class APIClient: Sendable {
                                                       ("limit", limit.map(String.init)), ("cursor", cursor)])
     }
 
-    func deployment(_ id: UUID) async throws -> DeploymentView { try await get("/api/v1/deployments/\(id.uuidString.lowercased())") }
+    func deployment(_ id: UUID) async throws -> DeploymentView { try await get("/api/v1/deployments/\(id.lowercasedText)") }
 
     func cancelDeployment(_ id: UUID) async throws -> DeploymentView {
-        try await decode(perform(.post, "/api/v1/deployments/\(id.uuidString.lowercased())/cancel"), path: "/api/v1/deployments/…/cancel")
+        try await decode(perform(.post, "/api/v1/deployments/\(id.lowercasedText)/cancel"), path: "/api/v1/deployments/…/cancel")
     }
 
     /// The deployment's event stream (`step`, `status`, and a last `end`), read as it arrives. It ends when the
     /// server closes the stream.
     func deploymentEvents(_ id: UUID) async throws -> ServerSentEvents<AsyncMapSequence<HTTPClientResponse.Body, [UInt8]>> {
-        let path = "/api/v1/deployments/\(id.uuidString.lowercased())/events"
+        let path = "/api/v1/deployments/\(id.lowercasedText)/events"
         var request = makeRequest(.get, path, query: [])
         request.headers.replaceOrAdd(name: "Accept", value: "text/event-stream")
         let response = try await execute(request, streaming: true)

@@ -18,7 +18,7 @@ enum DeploymentReport {
 
     /// The target's name, or the start of its id when the target is gone.
     static func targetName(_ deployment: DeploymentView) -> String {
-        deployment.targetName ?? String(deployment.targetID.uuidString.lowercased().prefix(8))
+        deployment.targetName ?? String(deployment.targetID.lowercasedText.prefix(8))
     }
 
     /// Why a deployment ended as it did, in a few words.
@@ -48,7 +48,7 @@ enum DeploymentReport {
 
     /// The queued deployments: `TARGET DEPLOYMENT STATUS`.
     static func queued(_ deployments: [DeploymentView]) -> [String] {
-        TextTable.render(["TARGET", "DEPLOYMENT", "STATUS"], deployments.map { [targetName($0), $0.id.uuidString.lowercased(), $0.status] })
+        TextTable.render(["TARGET", "DEPLOYMENT", "STATUS"], deployments.map { [targetName($0), $0.id.lowercasedText, $0.status] })
     }
 
     /// One deployment in full: fields, steps as `certdeploy deploy` prints them, and the reason it failed.
@@ -58,8 +58,8 @@ enum DeploymentReport {
         if deployment.options.force == true { options.append("force") }
         if deployment.options.allowMustStapleWithoutStapling == true { options.append("allow Must-Staple without stapling") }
         var fields: [[String]] = [
-            ["deployment", deployment.id.uuidString.lowercased()],
-            ["target", "\(deployment.targetName ?? "(deleted)") (\(deployment.targetID.uuidString.lowercased()))"],
+            ["deployment", deployment.id.lowercasedText],
+            ["target", "\(deployment.targetName ?? "(deleted)") (\(deployment.targetID.lowercasedText))"],
             ["certificate", "\(deployment.certificate) v\(deployment.certificateVersion)"],
             ["status", deployment.status],
             ["actor", deployment.actor],
