@@ -21,7 +21,8 @@ struct SQLiteFailure: Error, CustomStringConvertible {
 ///
 /// Not thread-safe: the driver uses it from one transaction at a time, on ``SQLiteThread``.
 final class SQLiteHandle: @unchecked Sendable {
-    // @unchecked Sendable: every use is inside SQLiteDriver's transaction lock (one caller at a time).
+    // @unchecked Sendable: every use is serialised by the handle's owner: SQLiteDriver's transaction lock (one caller
+    // at a time), or for the checkpoint connection SQLiteCheckpointer's own thread.
     private var database: OpaquePointer?
     private var statements: [String: CachedStatement] = [:]
     private var walHook: WALHook?
