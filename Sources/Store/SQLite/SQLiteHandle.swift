@@ -19,7 +19,8 @@ struct SQLiteFailure: Error, CustomStringConvertible {
 /// One SQLite connection through the C API (the SQLite that sqlite-nio builds, whose symbols it prefixes), with its
 /// prepared statements cached by SQL text.
 ///
-/// Not thread-safe: the driver uses it from one transaction at a time, on ``SQLiteThread``.
+/// Not thread-safe: the driver uses it from one transaction at a time, on ``SQLiteThread``; the checkpoint connection
+/// only from ``SQLiteCheckpointer``'s thread.
 final class SQLiteHandle: @unchecked Sendable {
     // @unchecked Sendable: every use is serialised by the handle's owner: SQLiteDriver's transaction lock (one caller
     // at a time), or for the checkpoint connection SQLiteCheckpointer's own thread.
