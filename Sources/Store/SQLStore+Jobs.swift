@@ -54,36 +54,95 @@ extension SQLStore {
     // MARK: Queue
 
     public func enqueue(_ new: NewDeployment, actor: String, now: Date) async throws -> DeploymentRecord {
+        guard let record = try await enqueue([new], actor: actor, now: now).first else {
+            throw StoreError.database("enqueueing one deployment returned none")
+        }
+        return record
+    }
+
+    /// Rows per multi-row statement: 500 rows of 7 parameters stay far below both databases' limits.
+    static var enqueueChunk: Int { 500 }
+
+    public func enqueue(_ news: [NewDeployment], actor: String, now: Date) async throws -> [DeploymentRecord] {
+        guard !news.isEmpty else { return [] }
         let now = now.storePrecision
-        let id = new.id ?? UUID()
+        let news = news.map { new in
+            var new = new
+            new.id = new.id ?? UUID()
+            return new
+        }
         let dialect = dialect
-        return try await mutate(
-            AuditAction.deploymentEnqueue, objectType: "deployment", objectID: Self.idText(id), actor: actor, time: now,
-            detail: { "certificate \($0.certificateName) version \($0.certificateVersion) to target \(Self.idText($0.targetID))" }
-        ) { tx in
-            try Validate.jsonObject(new.optionsJSON, field: "optionsJSON")
-            // KEY SHARE: a concurrent deleteTarget / deleteCertificate waits for this, or this for it.
-            guard try await !tx.query("SELECT id FROM targets WHERE id = $1 \(dialect.keyShare)", [.uuid(new.targetID)]).isEmpty else {
-                throw StoreError.notFound(objectType: "target", id: Self.idText(new.targetID))
+        do {
+            return try await driver.transaction(write: true) { tx in
+                for optionsJSON in Set(news.map(\.optionsJSON)) { try Validate.jsonObject(optionsJSON, field: "optionsJSON") }
+                for start in stride(from: 0, to: news.count, by: Self.enqueueChunk) {
+                    try await Self.requireTargets(tx, Set(news[start..<min(start + Self.enqueueChunk, news.count)].map(\.targetID)), lock: dialect.keyShare)
+                }
+                for certificate in Set(news.map { CertificateVersionKey(name: $0.certificateName, version: $0.certificateVersion) }) {
+                    try await Self.requireCertificate(tx, certificate.name, lock: dialect.keyShare)
+                    guard try await !tx.query(
+                        "SELECT version FROM certificate_versions WHERE certificate_name = $1 AND version = $2",
+                        [.text(certificate.name), .int(certificate.version)]
+                    ).isEmpty else { throw StoreError.notFound(objectType: "certificateVersion", id: "\(certificate.name)@\(certificate.version)") }
+                }
+                var records: [UUID: DeploymentRecord] = [:]
+                for start in stride(from: 0, to: news.count, by: Self.enqueueChunk) {
+                    let chunk = news[start..<min(start + Self.enqueueChunk, news.count)]
+                    let parameters = SQLParameters()
+                    let rows = chunk.map { new in
+                        let values: [SQLValue] = [.uuid(new.id!), .uuid(new.targetID), .text(new.certificateName), .int(new.certificateVersion),
+                                                  .text(new.optionsJSON), .time(now), .text(actor)]
+                        let placeholders = values.map { parameters.bind($0) }
+                        // not_before and created_at share the time.
+                        return "(\(placeholders[0...4].joined(separator: ", ")), 'queued', '[]', 0, 0, \(placeholders[5]), \(placeholders[5]), \(placeholders[6]))"
+                    }
+                    let inserted = try await tx.query(
+                        """
+                        INSERT INTO deployments (id, target_id, certificate_name, certificate_version, options_json, status, steps_json,
+                            attempts, interruptions, not_before, created_at, actor)
+                        VALUES \(rows.joined(separator: ", "))
+                        RETURNING \(Self.deploymentColumns)
+                        """, parameters.values)
+                    for row in inserted {
+                        let record = try Self.deployment(row)
+                        records[record.id] = record
+                    }
+                    try await Self.insertAudits(tx, chunk.map { new in
+                        NewAuditEvent(
+                            time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment", objectID: Self.idText(new.id!),
+                            outcome: "success",
+                            detail: "certificate \(new.certificateName) version \(new.certificateVersion) to target \(Self.idText(new.targetID))")
+                    })
+                }
+                return try news.map { new in
+                    guard let record = records[new.id!] else { throw StoreError.database("INSERT … RETURNING did not return deployment \(Self.idText(new.id!))") }
+                    return record
+                }
             }
-            try await Self.requireCertificate(tx, new.certificateName, lock: dialect.keyShare)
-            guard
-                try await !tx.query(
-                    "SELECT version FROM certificate_versions WHERE certificate_name = $1 AND version = $2",
-                    [.text(new.certificateName), .int(new.certificateVersion)]
-                ).isEmpty
-            else { throw StoreError.notFound(objectType: "certificateVersion", id: "\(new.certificateName)@\(new.certificateVersion)") }
-            let rows = try await tx.query(
-                """
-                INSERT INTO deployments (id, target_id, certificate_name, certificate_version, status, options_json, steps_json,
-                    attempts, interruptions, not_before, created_at, actor)
-                VALUES ($1, $2, $3, $4, 'queued', $5, '[]', 0, 0, $6, $6, $7)
-                RETURNING \(Self.deploymentColumns)
-                """,
-                [.uuid(id), .uuid(new.targetID), .text(new.certificateName), .int(new.certificateVersion), .text(new.optionsJSON),
-                 .time(now), .text(actor)])
-            guard let row = rows.first else { throw StoreError.database("INSERT … RETURNING returned no row") }
-            return try Self.deployment(row)
+        } catch {
+            // One failure event for the request: nothing of it was enqueued.
+            let detail = news.count == 1 ? String(describing: error) : "\(error) (none of the \(news.count) deployments was enqueued)"
+            await recordFailure(
+                NewAuditEvent(time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment",
+                              objectID: Self.idText(news[0].id!), outcome: "failure", detail: detail))
+            throw error
+        }
+    }
+
+    private struct CertificateVersionKey: Hashable {
+        let name: String
+        let version: Int
+    }
+
+    /// Throws `.notFound` naming the first of `ids` (in id order) that is not a target; locks the rest against deletion.
+    static func requireTargets(_ tx: any SQLTransaction, _ ids: Set<UUID>, lock: String) async throws {
+        let parameters = SQLParameters()
+        let list = ids.map { parameters.bind(.uuid($0)) }.joined(separator: ", ")
+        // KEY SHARE: a concurrent deleteTarget waits for this, or this for it.
+        let found = try await tx.query("SELECT id FROM targets WHERE id IN (\(list)) \(lock)", parameters.values)
+        let existing = Set(try found.map { try $0.uuid("id") })
+        if let missing = ids.subtracting(existing).min(by: { $0.lowercasedText < $1.lowercasedText }) {
+            throw StoreError.notFound(objectType: "target", id: idText(missing))
         }
     }
 

@@ -79,16 +79,34 @@ public final class SQLStore<Backend: StoreBackend>: Store {
                 return result
             }
         } catch {
-            let event = NewAuditEvent(
+            await recordFailure(NewAuditEvent(
                 time: time, actor: actor, action: action, objectType: objectType, objectID: objectID, outcome: "failure",
-                detail: String(describing: error))
-            do {
-                _ = try await driver.transaction(write: true) { tx in try await Self.insertAudit(tx, event) }
-            } catch let auditError {
-                logger.error("could not record the failed \(action) of \(objectType) \(objectID) in the audit log: \(auditError)")
-            }
+                detail: String(describing: error)))
             throw error
         }
+    }
+
+    /// Writes the audit event of a mutation that failed (its own transaction: the mutation's was rolled back).
+    func recordFailure(_ event: NewAuditEvent) async {
+        do {
+            _ = try await driver.transaction(write: true) { tx in try await Self.insertAudit(tx, event) }
+        } catch let auditError {
+            logger.error("could not record the failed \(event.action) of \(event.objectType) \(event.objectID) in the audit log: \(auditError)")
+        }
+    }
+
+    /// Inserts audit events with multi-row statements.
+    static func insertAudits(_ tx: any SQLTransaction, _ events: [NewAuditEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let parameters = SQLParameters()
+        let rows = events.map { event in
+            let values: [SQLValue] = [.time(event.time), .text(event.actor), .text(event.action), .text(event.objectType), .text(event.objectID),
+                                      .text(event.outcome), .optional(event.detail)]
+            return "(" + values.map { parameters.bind($0) }.joined(separator: ", ") + ")"
+        }
+        _ = try await tx.query(
+            "INSERT INTO audit_events (time, actor, action, object_type, object_id, outcome, detail) VALUES \(rows.joined(separator: ", "))",
+            parameters.values)
     }
 
     @discardableResult

@@ -56,6 +56,9 @@ public protocol Store: Sendable {
 
     /// Queues a deployment. Throws `.notFound` for an unknown target or certificate version.
     func enqueue(_ deployment: NewDeployment, actor: String, now: Date) async throws -> DeploymentRecord
+    /// Queues all of `deployments` in one transaction, or none: throws `.notFound` for the first unknown target or
+    /// certificate version. Returns the records in the order given.
+    func enqueue(_ deployments: [NewDeployment], actor: String, now: Date) async throws -> [DeploymentRecord]
     func deployment(id: UUID) async throws -> DeploymentRecord
     /// Newest first. `limit` 1…500.
     func listDeployments(_ filter: DeploymentFilter, limit: Int, cursor: String?) async throws -> Page<DeploymentRecord>

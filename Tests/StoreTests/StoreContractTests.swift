@@ -416,6 +416,42 @@ class StoreContractTests: XCTestCase {
         XCTAssertEqual(audit[1].detail, failure.description)
     }
 
+    func testEnqueueingManyIsOneTransactionAllOrNone() async throws {
+        let store = try await makeStore()
+        let targets = try await seed(store, targets: 3)
+        // More than one multi-row statement's worth, in an order that is not the targets' order.
+        let count = 1_201
+        let news = (0..<count).map { index in
+            NewDeployment(targetID: targets[(index * 2) % 3].id, certificateName: "web", certificateVersion: 1, optionsJSON: #"{"dryRun":true}"#)
+        }
+        let records = try await store.enqueue(news, actor: "alice", now: clock.now)
+        XCTAssertEqual(records.map(\.targetID), news.map(\.targetID), "records come back in the order given")
+        XCTAssertEqual(Set(records.map(\.id)).count, count)
+        XCTAssertTrue(records.allSatisfy { $0.status == .queued && $0.actor == "alice" && $0.optionsJSON == #"{"dryRun":true}"# })
+        let newest = try await store.listDeployments(DeploymentFilter(), limit: 500, cursor: nil)
+        XCTAssertEqual(newest.items.map(\.id), Array(records.reversed().prefix(500).map(\.id)), "queued in the order given")
+        let audit = try await store.auditEvents(AuditFilter(action: AuditAction.deploymentEnqueue), limit: 500, cursor: nil).items
+        XCTAssertEqual(audit.count, 500)
+        XCTAssertEqual(audit.first?.objectID, records.last?.id.lowercasedText)
+        XCTAssertEqual(audit.first?.detail, "certificate web version 1 to target \(news[count - 1].targetID.lowercasedText)")
+
+        // One unknown target anywhere refuses the whole request, and it is audited once.
+        let ghost = UUID()
+        var refused = news.prefix(700).map { $0 }
+        refused.insert(NewDeployment(targetID: ghost, certificateName: "web", certificateVersion: 1), at: 650)
+        await assertThrows(.notFound(objectType: "target", id: ghost.lowercasedText), try await store.enqueue(refused, actor: "bob", now: clock.now))
+        await assertThrows(
+            .notFound(objectType: "certificateVersion", id: "web@9"),
+            try await store.enqueue(news.prefix(3) + [NewDeployment(targetID: targets[0].id, certificateName: "web", certificateVersion: 9)],
+                                    actor: "bob", now: clock.now))
+        let after = try await store.listDeployments(DeploymentFilter(), limit: 1, cursor: nil)
+        XCTAssertEqual(after.items.first?.id, records.last?.id, "nothing of a refused request was queued")
+        let failures = try await store.auditEvents(AuditFilter(actor: "bob"), limit: 10, cursor: nil).items
+        XCTAssertEqual(failures.map(\.outcome), ["failure", "failure"])
+        XCTAssertTrue(failures.allSatisfy { $0.detail?.contains("none of the") == true }, "\(failures.map(\.detail))")
+        await assertEqual(try await store.enqueue([], actor: "bob", now: clock.now), [])
+    }
+
     func testExpiredLeaseIsInterruptedRequeuedOnceThenFinal() async throws {
         let store = try await makeStore()
         let targets = try await seed(store, targets: 1)

@@ -101,16 +101,12 @@ enum DeploymentRoutes {
             for target in selected where targets.updateValue(target, forKey: target.id) == nil { order.append(target.id) }
         }
         let optionsJSON = String(decoding: try JSONEncoder.api.encode(body.options ?? DeploymentRequest.Options()), as: UTF8.self)
-        var created: [DeploymentView] = []
-        for id in order {
-            let target = targets[id]!
-            let record = try await env.store.enqueue(
-                NewDeployment(targetID: id, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON),
-                actor: actor, now: Date())
-            created.append(view(record, targetName: target.name))
-        }
+        // One transaction for all: every target gets its deployment, or (a target deleted meanwhile) none does.
+        let records = try await env.store.enqueue(
+            order.map { NewDeployment(targetID: $0, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON) },
+            actor: actor, now: Date())
         env.worker.wake()
-        return created
+        return records.map { view($0, targetName: targets[$0.targetID]?.name) }
     }
 
     // MARK: Views
