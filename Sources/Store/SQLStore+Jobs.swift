@@ -66,11 +66,8 @@ extension SQLStore {
     public func enqueue(_ news: [NewDeployment], actor: String, now: Date) async throws -> [DeploymentRecord] {
         guard !news.isEmpty else { return [] }
         let now = now.storePrecision
-        let news = news.map { new in
-            var new = new
-            new.id = new.id ?? UUID()
-            return new
-        }
+        let ids = news.map { $0.id ?? UUID() }
+        let entries = Array(zip(ids, news))
         let dialect = dialect
         do {
             return try await driver.transaction(write: true) { tx in
@@ -87,10 +84,10 @@ extension SQLStore {
                 }
                 var records: [UUID: DeploymentRecord] = [:]
                 for start in stride(from: 0, to: news.count, by: Self.enqueueChunk) {
-                    let chunk = news[start..<min(start + Self.enqueueChunk, news.count)]
+                    let chunk = entries[start..<min(start + Self.enqueueChunk, entries.count)]
                     let parameters = SQLParameters()
-                    let rows = chunk.map { new in
-                        let values: [SQLValue] = [.uuid(new.id!), .uuid(new.targetID), .text(new.certificateName), .int(new.certificateVersion),
+                    let rows = chunk.map { id, new in
+                        let values: [SQLValue] = [.uuid(id), .uuid(new.targetID), .text(new.certificateName), .int(new.certificateVersion),
                                                   .text(new.optionsJSON), .time(now), .text(actor)]
                         let placeholders = values.map { parameters.bind($0) }
                         // not_before and created_at share the time.
@@ -107,15 +104,15 @@ extension SQLStore {
                         let record = try Self.deployment(row)
                         records[record.id] = record
                     }
-                    try await Self.insertAudits(tx, chunk.map { new in
+                    try await Self.insertAudits(tx, chunk.map { id, new in
                         NewAuditEvent(
-                            time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment", objectID: Self.idText(new.id!),
+                            time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment", objectID: Self.idText(id),
                             outcome: "success",
                             detail: "certificate \(new.certificateName) version \(new.certificateVersion) to target \(Self.idText(new.targetID))")
                     })
                 }
-                return try news.map { new in
-                    guard let record = records[new.id!] else { throw StoreError.database("INSERT … RETURNING did not return deployment \(Self.idText(new.id!))") }
+                return try ids.map { id in
+                    guard let record = records[id] else { throw StoreError.database("INSERT … RETURNING did not return deployment \(Self.idText(id))") }
                     return record
                 }
             }
@@ -124,7 +121,7 @@ extension SQLStore {
             let detail = news.count == 1 ? String(describing: error) : "\(error) (none of the \(news.count) deployments was enqueued)"
             await recordFailure(
                 NewAuditEvent(time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment",
-                              objectID: Self.idText(news[0].id!), outcome: "failure", detail: detail))
+                              objectID: Self.idText(ids[0]), outcome: "failure", detail: detail))
             throw error
         }
     }
