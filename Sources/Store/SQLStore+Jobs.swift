@@ -41,24 +41,15 @@ extension SQLStore {
             finishedAt: try row.optionalDate("finished_at"), actor: try row.string("actor"))
     }
 
-    static func idText(_ id: UUID) -> String { id.lowercasedText }
-
     /// After an UPDATE of a running deployment leased to `owner` matched nothing: why.
     static func leaseFailure(_ tx: any SQLTransaction, _ id: UUID) async throws -> StoreError {
         guard try await !tx.query("SELECT id FROM deployments WHERE id = $1", [.uuid(id)]).isEmpty else {
-            return .notFound(objectType: "deployment", id: idText(id))
+            return .notFound(objectType: "deployment", id: id.lowercasedText)
         }
         return .leaseLost(deploymentID: id)
     }
 
     // MARK: Queue
-
-    public func enqueue(_ new: NewDeployment, actor: String, now: Date) async throws -> DeploymentRecord {
-        guard let record = try await enqueue([new], actor: actor, now: now).first else {
-            throw StoreError.database("enqueueing one deployment returned none")
-        }
-        return record
-    }
 
     /// Rows per multi-row statement: 500 rows of 7 parameters stay far below both databases' limits.
     static var enqueueChunk: Int { 500 }
@@ -68,13 +59,12 @@ extension SQLStore {
         let now = now.storePrecision
         let ids = news.map { $0.id ?? UUID() }
         let entries = Array(zip(ids, news))
+        let chunks = stride(from: 0, to: entries.count, by: Self.enqueueChunk).map { entries[$0..<min($0 + Self.enqueueChunk, entries.count)] }
         let dialect = dialect
         do {
             return try await driver.transaction(write: true) { tx in
                 for optionsJSON in Set(news.map(\.optionsJSON)) { try Validate.jsonObject(optionsJSON, field: "optionsJSON") }
-                for start in stride(from: 0, to: news.count, by: Self.enqueueChunk) {
-                    try await Self.requireTargets(tx, Set(news[start..<min(start + Self.enqueueChunk, news.count)].map(\.targetID)), lock: dialect.keyShare)
-                }
+                for chunk in chunks { try await Self.requireTargets(tx, Set(chunk.map(\.1.targetID)), lock: dialect.keyShare) }
                 for certificate in Set(news.map { CertificateVersionKey(name: $0.certificateName, version: $0.certificateVersion) }) {
                     try await Self.requireCertificate(tx, certificate.name, lock: dialect.keyShare)
                     guard try await !tx.query(
@@ -83,8 +73,7 @@ extension SQLStore {
                     ).isEmpty else { throw StoreError.notFound(objectType: "certificateVersion", id: "\(certificate.name)@\(certificate.version)") }
                 }
                 var records: [UUID: DeploymentRecord] = [:]
-                for start in stride(from: 0, to: news.count, by: Self.enqueueChunk) {
-                    let chunk = entries[start..<min(start + Self.enqueueChunk, entries.count)]
+                for chunk in chunks {
                     let parameters = SQLParameters()
                     let rows = chunk.map { id, new in
                         let values: [SQLValue] = [.uuid(id), .uuid(new.targetID), .text(new.certificateName), .int(new.certificateVersion),
@@ -106,13 +95,13 @@ extension SQLStore {
                     }
                     try await Self.insertAudits(tx, chunk.map { id, new in
                         NewAuditEvent(
-                            time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment", objectID: Self.idText(id),
+                            time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment", objectID: id.lowercasedText,
                             outcome: "success",
-                            detail: "certificate \(new.certificateName) version \(new.certificateVersion) to target \(Self.idText(new.targetID))")
+                            detail: "certificate \(new.certificateName) version \(new.certificateVersion) to target \(new.targetID.lowercasedText)")
                     })
                 }
                 return try ids.map { id in
-                    guard let record = records[id] else { throw StoreError.database("INSERT … RETURNING did not return deployment \(Self.idText(id))") }
+                    guard let record = records[id] else { throw StoreError.database("INSERT … RETURNING did not return deployment \(id.lowercasedText)") }
                     return record
                 }
             }
@@ -121,7 +110,7 @@ extension SQLStore {
             let detail = news.count == 1 ? String(describing: error) : "\(error) (none of the \(news.count) deployments was enqueued)"
             await recordFailure(
                 NewAuditEvent(time: now, actor: actor, action: AuditAction.deploymentEnqueue, objectType: "deployment",
-                              objectID: Self.idText(ids[0]), outcome: "failure", detail: detail))
+                              objectID: ids[0].lowercasedText, outcome: "failure", detail: detail))
             throw error
         }
     }
@@ -139,14 +128,14 @@ extension SQLStore {
         let found = try await tx.query("SELECT id FROM targets WHERE id IN (\(list)) \(lock)", parameters.values)
         let existing = Set(try found.map { try $0.uuid("id") })
         if let missing = ids.subtracting(existing).min(by: { $0.lowercasedText < $1.lowercasedText }) {
-            throw StoreError.notFound(objectType: "target", id: idText(missing))
+            throw StoreError.notFound(objectType: "target", id: missing.lowercasedText)
         }
     }
 
     public func deployment(id: UUID) async throws -> DeploymentRecord {
         try await driver.transaction(write: false) { tx in
             guard let row = try await tx.query("SELECT \(Self.deploymentColumns) FROM deployments WHERE id = $1", [.uuid(id)]).first else {
-                throw StoreError.notFound(objectType: "deployment", id: Self.idText(id))
+                throw StoreError.notFound(objectType: "deployment", id: id.lowercasedText)
             }
             return try Self.deployment(row)
         }
@@ -261,7 +250,7 @@ extension SQLStore {
         let now = now.storePrecision
         let status = DeploymentStatus(completion.outcome)
         return try await mutate(
-            AuditAction.deploymentComplete, objectType: "deployment", objectID: Self.idText(id), actor: owner, time: now,
+            AuditAction.deploymentComplete, objectType: "deployment", objectID: id.lowercasedText, actor: owner, time: now,
             outcome: { $0.status.rawValue },
             detail: { record in (try? record.failure())?.description ?? "attempt \(record.attempts)" }
         ) { tx in
@@ -285,7 +274,7 @@ extension SQLStore {
     public func release(deploymentID id: UUID, owner: String, retryAt: Date, note: String, now: Date) async throws -> DeploymentRecord {
         let now = now.storePrecision
         return try await mutate(
-            AuditAction.deploymentRelease, objectType: "deployment", objectID: Self.idText(id), actor: owner, time: now,
+            AuditAction.deploymentRelease, objectType: "deployment", objectID: id.lowercasedText, actor: owner, time: now,
             detail: { "retry at or after \($0.notBefore.formatted(.iso8601)): \(note)" }
         ) { tx in
             let rows = try await tx.query(
@@ -342,7 +331,7 @@ extension SQLStore {
                     tx,
                     NewAuditEvent(
                         time: now, actor: "system", action: AuditAction.deploymentInterrupt, objectType: "deployment",
-                        objectID: Self.idText(record.id), outcome: requeue ? "requeued" : "interrupted", detail: note))
+                        objectID: record.id.lowercasedText, outcome: requeue ? "requeued" : "interrupted", detail: note))
                 updated.append(record)
             }
             return updated
@@ -351,7 +340,7 @@ extension SQLStore {
 
     public func cancel(deploymentID id: UUID, actor: String, now: Date) async throws -> DeploymentRecord {
         let now = now.storePrecision
-        return try await mutate(AuditAction.deploymentCancel, objectType: "deployment", objectID: Self.idText(id), actor: actor, time: now) {
+        return try await mutate(AuditAction.deploymentCancel, objectType: "deployment", objectID: id.lowercasedText, actor: actor, time: now) {
             tx in
             let rows = try await tx.query(
                 """
@@ -362,9 +351,9 @@ extension SQLStore {
                 [.uuid(id), .time(now), .text("cancelled by \(actor)")])
             if let row = rows.first { return try Self.deployment(row) }
             guard let current = try await tx.query("SELECT status FROM deployments WHERE id = $1", [.uuid(id)]).first else {
-                throw StoreError.notFound(objectType: "deployment", id: Self.idText(id))
+                throw StoreError.notFound(objectType: "deployment", id: id.lowercasedText)
             }
-            throw StoreError.invalidState("deployment \(Self.idText(id)) is \(try current.string("status")); only a queued deployment can be cancelled")
+            throw StoreError.invalidState("deployment \(id.lowercasedText) is \(try current.string("status")); only a queued deployment can be cancelled")
         }
     }
 }

@@ -95,32 +95,31 @@ public final class SQLStore<Backend: StoreBackend>: Store {
         }
     }
 
-    /// Inserts audit events with multi-row statements.
+    /// Inserts audit events with one multi-row statement (returning nothing: a large enqueue writes thousands).
     static func insertAudits(_ tx: any SQLTransaction, _ events: [NewAuditEvent]) async throws {
         guard !events.isEmpty else { return }
+        let insert = auditInsert(events)
+        _ = try await tx.query(insert.sql, insert.values)
+    }
+
+    @discardableResult
+    static func insertAudit(_ tx: any SQLTransaction, _ event: NewAuditEvent) async throws -> AuditEvent {
+        let insert = auditInsert([event])
+        let rows = try await tx.query(insert.sql + " RETURNING id, time, actor, action, object_type, object_id, outcome, detail", insert.values)
+        guard let row = rows.first else { throw StoreError.database("INSERT … RETURNING returned no row") }
+        return try auditEvent(row)
+    }
+
+    /// The `INSERT INTO audit_events … VALUES (…), …` statement for `events`, and its parameters.
+    private static func auditInsert(_ events: [NewAuditEvent]) -> (sql: String, values: [SQLValue]) {
         let parameters = SQLParameters()
         let rows = events.map { event in
             let values: [SQLValue] = [.time(event.time), .text(event.actor), .text(event.action), .text(event.objectType), .text(event.objectID),
                                       .text(event.outcome), .optional(event.detail)]
             return "(" + values.map { parameters.bind($0) }.joined(separator: ", ") + ")"
         }
-        _ = try await tx.query(
-            "INSERT INTO audit_events (time, actor, action, object_type, object_id, outcome, detail) VALUES \(rows.joined(separator: ", "))",
-            parameters.values)
-    }
-
-    @discardableResult
-    static func insertAudit(_ tx: any SQLTransaction, _ event: NewAuditEvent) async throws -> AuditEvent {
-        let rows = try await tx.query(
-            """
-            INSERT INTO audit_events (time, actor, action, object_type, object_id, outcome, detail)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            RETURNING id, time, actor, action, object_type, object_id, outcome, detail
-            """,
-            [.time(event.time), .text(event.actor), .text(event.action), .text(event.objectType), .text(event.objectID),
-             .text(event.outcome), .optional(event.detail)])
-        guard let row = rows.first else { throw StoreError.database("INSERT … RETURNING returned no row") }
-        return try auditEvent(row)
+        let sql = "INSERT INTO audit_events (time, actor, action, object_type, object_id, outcome, detail) VALUES \(rows.joined(separator: ", "))"
+        return (sql, parameters.values)
     }
 
     static func auditEvent(_ row: SQLRow) throws -> AuditEvent {

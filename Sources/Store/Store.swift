@@ -54,8 +54,6 @@ public protocol Store: Sendable {
 
     // MARK: Deployments and jobs
 
-    /// Queues a deployment. Throws `.notFound` for an unknown target or certificate version.
-    func enqueue(_ deployment: NewDeployment, actor: String, now: Date) async throws -> DeploymentRecord
     /// Queues all of `deployments` in one transaction, or none: throws `.notFound` for the first unknown target or
     /// certificate version. Returns the records in the order given.
     func enqueue(_ deployments: [NewDeployment], actor: String, now: Date) async throws -> [DeploymentRecord]
@@ -153,5 +151,15 @@ extension Store {
             cursor = page.nextCursor
         } while cursor != nil
         return result
+    }
+}
+
+extension Store {
+    /// Queues a deployment. Throws `.notFound` for an unknown target or certificate version.
+    public func enqueue(_ deployment: NewDeployment, actor: String, now: Date) async throws -> DeploymentRecord {
+        guard let record = try await enqueue([deployment], actor: actor, now: now).first else {
+            throw StoreError.database("enqueueing one deployment returned none")
+        }
+        return record
     }
 }

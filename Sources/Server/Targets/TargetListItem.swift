@@ -42,7 +42,7 @@ extension TargetCodec {
     static func redactedText(_ stored: String) -> [UInt8]? {
         let opening = Array(#"{"$sealed":""#.utf8)
         let replacement = Array(#""\#(redactedPlaceholder)""#.utf8)
-        var text = Array(stored.utf8)
+        let text = Array(stored.utf8)
         guard text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}") else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(text.count)
@@ -57,8 +57,7 @@ extension TargetCodec {
         }
         if index == 0 { return text }
         output.append(contentsOf: text[index...])
-        text = output
-        return text
+        return output
     }
 
     /// The value of the only member of `{"<name>":<value>}` when `name` is one of `names`.
