@@ -56,7 +56,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/Core"
+            path: "Sources/Core",
+            // The fault tests' kill points (FaultPoint): debug builds only, armed only by an environment variable.
+            swiftSettings: [.define("CERTDEPLOY_FAULT_INJECTION", .when(configuration: .debug))]
         ),
 
         // SSH transport over libssh2, implementing Core's RemoteHost.

@@ -12,8 +12,11 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 static void set_error(cd_tls_probe_result *result, int status, const char *what, const char *detail) {
     result->status = status;
@@ -171,6 +174,24 @@ void cd_tls_probe_starttls(const char *host, int port, const char *server_name, 
                 result->ocsp_der_len = (size_t)staple_len;
             }
         }
+        // The certificates after the leaf, as the server sent them: what a client has to build a path with.
+        STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
+        if (sent != NULL && sk_X509_num(sent) > 1) {
+            BIO *bio = BIO_new(BIO_s_mem());
+            for (int i = 1; bio != NULL && i < sk_X509_num(sent); i++) {
+                PEM_write_bio_X509(bio, sk_X509_value(sent, i));
+            }
+            if (bio != NULL) {
+                char *data = NULL;
+                long len = BIO_get_mem_data(bio, &data);
+                if (len > 0) {
+                    result->chain_pem = malloc((size_t)len + 1);
+                    memcpy(result->chain_pem, data, (size_t)len);
+                    result->chain_pem[len] = '\0';
+                }
+                BIO_free(bio);
+            }
+        }
         snprintf(result->protocol, sizeof(result->protocol), "%s", SSL_get_version(ssl));
         SSL_shutdown(ssl);
     }
@@ -182,6 +203,121 @@ void cd_tls_probe_starttls(const char *host, int port, const char *server_name, 
 void cd_tls_probe_result_free(cd_tls_probe_result *result) {
     free(result->leaf_der);
     free(result->ocsp_der);
+    free(result->chain_pem);
     result->leaf_der = NULL;
     result->ocsp_der = NULL;
+    result->chain_pem = NULL;
+}
+
+/// Every certificate in a PEM text, appended to `stack` (or added to `store` when it is not NULL).
+static int read_pem_certificates(const char *pem, STACK_OF(X509) *stack, X509_STORE *store) {
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    if (bio == NULL) return -1;
+    int count = 0;
+    X509 *cert;
+    while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (store != NULL) {
+            X509_STORE_add_cert(store, cert);
+            X509_free(cert);
+        } else {
+            sk_X509_push(stack, cert);
+        }
+        count++;
+    }
+    ERR_clear_error();  // the read that ends the loop leaves "no start line" behind
+    BIO_free(bio);
+    return count;
+}
+
+int cd_verify_chain(const unsigned char *leaf_der, size_t leaf_len, const char *chain_pem, const char *trust_pem,
+                    char *error, size_t error_len) {
+    int code = X509_V_ERR_UNSPECIFIED;
+    const unsigned char *cursor = leaf_der;
+    X509 *leaf = d2i_X509(NULL, &cursor, (long)leaf_len);
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (leaf == NULL || store == NULL || untrusted == NULL || ctx == NULL) {
+        snprintf(error, error_len, "cannot parse the served leaf or set up verification");
+        goto done;
+    }
+    if (trust_pem != NULL) {
+        if (read_pem_certificates(trust_pem, NULL, store) <= 0) {
+            code = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
+            snprintf(error, error_len, "the trust bundle (verify.caBundle) holds no certificate");
+            goto done;
+        }
+    } else if (X509_STORE_set_default_paths(store) != 1) {
+        ERR_clear_error();
+        snprintf(error, error_len, "cannot load the system trust store");
+        goto done;
+    }
+    if (chain_pem != NULL) read_pem_certificates(chain_pem, untrusted, NULL);
+    if (X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1) {
+        snprintf(error, error_len, "cannot start chain verification");
+        goto done;
+    }
+    X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
+    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+    if (X509_verify_cert(ctx) == 1) {
+        code = 0;
+        error[0] = '\0';
+    } else {
+        code = X509_STORE_CTX_get_error(ctx);
+        int depth = X509_STORE_CTX_get_error_depth(ctx);
+        char subject[256] = {0};
+        X509 *at = X509_STORE_CTX_get_current_cert(ctx);
+        if (at != NULL) X509_NAME_oneline(X509_get_subject_name(at), subject, sizeof(subject));
+        snprintf(error, error_len, "%s (at depth %d%s%s)", X509_verify_cert_error_string(code), depth,
+                 subject[0] ? ", " : "", subject);
+    }
+    ERR_clear_error();
+done:
+    X509_STORE_CTX_free(ctx);
+    sk_X509_pop_free(untrusted, X509_free);
+    X509_STORE_free(store);
+    X509_free(leaf);
+    return code;
+}
+
+int cd_find_issuer(const unsigned char *cert_der, size_t len, const char *trust_pem, unsigned char **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    const unsigned char *cursor = cert_der;
+    X509 *cert = d2i_X509(NULL, &cursor, (long)len);
+    if (cert == NULL) { ERR_clear_error(); return -1; }
+    int found = 0;
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (store != NULL && ctx != NULL) {
+        int loaded = trust_pem != NULL ? read_pem_certificates(trust_pem, NULL, store) > 0 : X509_STORE_set_default_paths(store) == 1;
+        X509 *issuer = NULL;
+        if (loaded && X509_STORE_CTX_init(ctx, store, cert, NULL) == 1 && X509_STORE_CTX_get1_issuer(&issuer, ctx, cert) == 1 && issuer != NULL) {
+            unsigned char *der = NULL;
+            int der_len = i2d_X509(issuer, &der);
+            if (der_len > 0) {
+                *out = malloc((size_t)der_len);
+                memcpy(*out, der, (size_t)der_len);
+                *out_len = (size_t)der_len;
+                found = 1;
+            }
+            OPENSSL_free(der);
+            X509_free(issuer);
+        }
+    }
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    X509_free(cert);
+    return found;
+}
+
+int cd_check_host(const unsigned char *leaf_der, size_t leaf_len, const char *name) {
+    const unsigned char *cursor = leaf_der;
+    X509 *leaf = d2i_X509(NULL, &cursor, (long)leaf_len);
+    if (leaf == NULL) return -1;
+    int matched = X509_check_host(leaf, name, 0, 0, NULL) == 1 ? 1 : 0;
+    X509_free(leaf);
+    ERR_clear_error();
+    return matched;
 }

@@ -70,7 +70,7 @@ public final class SSHRemoteHost: RemoteHost {
         guard result.exitStatus == 0 else {
             let output = result.outputTail(limit: 512)
             let code: RemoteError.Code = output.contains("Permission denied") || output.contains("a password is required") ? .permission : .io
-            throw RemoteError(code, host: endpointDescription, operation: operation, "`\(ShellQuoting.commandLine(sudoPrefix + argv).prefix(160))` exited \(result.exitStatus): \(output)")
+            throw RemoteError(code, host: endpointDescription, operation: operation, "`\(ShellQuoting.commandLine(sudoPrefix + argv).prefix(160))` \(result.exitSummary())")
         }
         return result
     }
@@ -154,15 +154,27 @@ public final class SSHRemoteHost: RemoteHost {
             let count = moves.count
             script.append("sync -- " + (1...count).map { "\"$\($0)\"" }.joined(separator: " "))
             arguments += moves.map(\.from) + moves.map(\.to)
-            let renames = moves.indices.map { "mv -f -- \"$\($0 + 1)\" \"$\(count + $0 + 1)\"" }
-            script += renames
+            script += moves.indices.map { Self.rename("$\($0 + 1)", "$\(count + $0 + 1)") }
         } else {
             for (index, move) in moves.enumerated() {
                 arguments += [move.from, move.to]
-                script.append("mv -f -- \"$\(2 * index + 1)\" \"$\(2 * index + 2)\"")
+                script.append(Self.rename("$\(2 * index + 1)", "$\(2 * index + 2)"))
             }
         }
         _ = try await checked(["sh", "-c", script.joined(separator: " && "), "sh"] + arguments, operation: "rename into place")
+    }
+
+    /// One rename in shell. When `from` is already a link to the same file as `to` (a rollback restoring a path that
+    /// was never replaced), rename(2) would leave both names and GNU mv refuses: removing `from` gives the same end.
+    private static func rename(_ from: String, _ to: String) -> String {
+        "if [ \"\(from)\" -ef \"\(to)\" ]; then rm -f -- \"\(from)\"; else mv -f -- \"\(from)\" \"\(to)\"; fi"
+    }
+
+    public func link(_ links: [FileMove]) async throws {
+        guard !links.isEmpty else { return }
+        // One exec for every link; paths travel as positional arguments, never inside the script text.
+        let script = links.indices.map { "ln -f -- \"$\(2 * $0 + 1)\" \"$\(2 * $0 + 2)\"" }.joined(separator: " && ")
+        _ = try await checked(["sh", "-c", script, "sh"] + links.flatMap { [$0.from, $0.to] }, operation: "hard-link backups")
     }
 
     public func removeFiles(_ paths: [String]) async throws {

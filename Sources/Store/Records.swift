@@ -397,3 +397,22 @@ extension JSONDecoder {
         return decoder
     }
 }
+
+/// The few columns of a finished deployment that a target list shows.
+public struct FinishedDeploymentSummary: Sendable, Equatable {
+    public var id: UUID
+    public var targetID: UUID
+    public var status: DeploymentStatus
+    public var certificateName: String
+    public var certificateVersion: Int
+    public var finishedAt: Date?
+
+    public init(id: UUID, targetID: UUID, status: DeploymentStatus, certificateName: String, certificateVersion: Int, finishedAt: Date?) {
+        self.id = id
+        self.targetID = targetID
+        self.status = status
+        self.certificateName = certificateName
+        self.certificateVersion = certificateVersion
+        self.finishedAt = finishedAt
+    }
+}

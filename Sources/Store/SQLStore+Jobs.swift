@@ -290,6 +290,50 @@ extension SQLStore {
         }
     }
 
+    public func lastFinishedDeployments(targetIDs: [UUID]) async throws -> [UUID: FinishedDeploymentSummary] {
+        guard !targetIDs.isEmpty else { return [:] }
+        try Validate.limit(targetIDs.count)
+        return try await driver.transaction(write: false) { tx in
+            let placeholders = (1...targetIDs.count).map { "$\($0)" }.joined(separator: ", ")
+            // Newest by seq among finished rows (finished_at set); the (target_id, status, seq) index serves both parts.
+            let rows = try await tx.query(
+                """
+                SELECT d.id, d.target_id, d.status, d.certificate_name, d.certificate_version, d.finished_at FROM deployments d
+                WHERE d.target_id IN (\(placeholders)) AND d.finished_at IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM deployments e WHERE e.target_id = d.target_id AND e.finished_at IS NOT NULL AND e.seq > d.seq)
+                """,
+                targetIDs.map(SQLValue.uuid))
+            var result: [UUID: FinishedDeploymentSummary] = [:]
+            for row in rows {
+                let statusText = try row.string("status")
+                guard let status = DeploymentStatus(rawValue: statusText) else { throw StoreError.corrupt("deployments.status \(statusText.debugDescription)") }
+                let summary = FinishedDeploymentSummary(
+                    id: try row.uuid("id"), targetID: try row.uuid("target_id"), status: status, certificateName: try row.string("certificate_name"),
+                    certificateVersion: try row.int("certificate_version"), finishedAt: try row.optionalDate("finished_at"))
+                result[summary.targetID] = summary
+            }
+            return result
+        }
+    }
+
+    public func expireLeases(ownerPrefix: String, except currentOwner: String, now: Date) async throws -> Int {
+        guard !ownerPrefix.isEmpty else { throw StoreError.invalidArgument("ownerPrefix is empty") }
+        let now = now.storePrecision
+        // LIKE with the prefix's own wildcards escaped: the same text on SQLite and PostgreSQL.
+        let pattern = ownerPrefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        return try await driver.transaction(write: true) { tx in
+            try await tx.query(
+                """
+                UPDATE deployments SET lease_expires_at = $1
+                WHERE status = 'running' AND lease_owner LIKE $2 ESCAPE '\\' AND lease_owner <> $3 AND lease_expires_at > $1
+                RETURNING id
+                """,
+                [.time(now), .text(pattern), .text(currentOwner)]
+            ).count
+        }
+    }
+
     public func requeueExpiredLeases(now: Date) async throws -> [DeploymentRecord] {
         let now = now.storePrecision
         let stamp = now.formatted(.iso8601)

@@ -78,6 +78,14 @@ public protocol Store: Sendable {
     /// Deals with running deployments whose lease expired at or before `now` (their worker died): the first
     /// time, back to `queued` with a status note; after that, final `interrupted`. Returns them as updated.
     func requeueExpiredLeases(now: Date) async throws -> [DeploymentRecord]
+    /// Ends, as of `now`, the leases of running deployments held by an earlier boot of this worker: owners that
+    /// start with `ownerPrefix` (the worker id and "/") other than `currentOwner`. A restarted replica calls it at
+    /// start, so ``requeueExpiredLeases(now:)`` takes its dead deployments back at once instead of after the lease.
+    /// Returns how many leases it ended.
+    func expireLeases(ownerPrefix: String, except currentOwner: String, now: Date) async throws -> Int
+    /// Each target's newest finished deployment (by queue order), for `targetIDs` (1…500); targets with none are
+    /// absent. Only the summary columns are read (no steps or results), so a page of 500 stays cheap.
+    func lastFinishedDeployments(targetIDs: [UUID]) async throws -> [UUID: FinishedDeploymentSummary]
     /// How many deployments are in each status (statuses with none are absent).
     func deploymentCounts() async throws -> [DeploymentStatus: Int]
     /// Cancels a queued deployment. Throws `.invalidState` for a running or finished one.

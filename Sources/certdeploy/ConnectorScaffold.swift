@@ -96,7 +96,9 @@ struct ConnectorScaffold {
 
             public static func plan(for bundle: CertificateBundle, config: Config, context: PlanContext) throws(PlanError) -> DeploymentPlan {
                 // TODO: describe the files (PlannedFile with path, bytes, mode, role), the validate and reload
-                // commands, any snippet, the stapling decision and the verify endpoint. No I/O here: the engine acts.
+                // commands (`ConnectorKit.command(argv, timeoutSeconds: config.commandTimeoutSeconds)`), any snippet, the
+                // stapling decision, the verify endpoint, and the activation (`.rename(switching:)` when renaming a file
+                // is what makes the vendor switch). No I/O here: the engine acts.
                 throw PlanError("the \(id) connector's plan is not written yet (Sources/Connectors/\(name)/\(name)Connector.swift)")
             }
         }
@@ -119,6 +121,7 @@ struct ConnectorScaffold {
                 public var group: String?
                 public var validateCommand: [String]?
                 public var reloadCommand: [String]?
+                public var commandTimeoutSeconds: Int?
                 public var verify: ConnectorKit.VerifyConfig
             }
 
@@ -132,6 +135,7 @@ struct ConnectorScaffold {
                 ConfigField("validateCommand", .argv, "TODO: the vendor's config check, as argv."),
                 ConfigField("reloadCommand", .argv, "TODO: the vendor's graceful reload, as argv."),
                 ConnectorKit.verifyField(),
+                ConnectorKit.commandTimeoutField,
             ]
         }
 

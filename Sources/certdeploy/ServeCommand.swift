@@ -41,8 +41,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Deployments this server runs at once.")
     var workers = 8
 
-    @Option(help: "Seconds a claimed deployment stays leased without a heartbeat.")
+    @Option(help: "Seconds a claimed deployment stays leased without a heartbeat; another replica takes over a dead worker's deployments after this.")
     var leaseSeconds = 60
+
+    @Option(help: "This replica's name in leases, stable across restarts, so a restart takes back its own interrupted deployments at once (default: <host name>:<port>; unique per replica).")
+    var workerId: String?
 
     @Option(help: "Largest request body, in bytes.")
     var maxBodyBytes = 1 << 20
@@ -72,6 +75,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be 1…256") }
         guard leaseSeconds >= 5 else { throw ValidationError("--lease-seconds must be 5 or more") }
+        if let workerId, workerId.isEmpty || workerId.contains("/") || workerId.count > 200 {
+            throw ValidationError("--worker-id must be 1…200 characters without '/'")
+        }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be 1024 or more") }
         guard (0.05...0.95).contains(stapleRefreshFraction) else { throw ValidationError("--staple-refresh-fraction must be 0.05…0.95 (0.5 is a staple's half-life)") }
         guard stapleExpiringHours >= 1 else { throw ValidationError("--staple-expiring-hours must be 1 or more") }
@@ -91,6 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.insecureHTTP = insecureHTTP
         configuration.workerConcurrency = workers
         configuration.leaseDuration = .seconds(leaseSeconds)
+        // With port 0 the port changes on every start, so the pid stands in (no take-over across restarts then).
+        let hostName = ProcessInfo.processInfo.hostName
+        configuration.workerID = workerId ?? (port == 0 ? "\(hostName)-\(ProcessInfo.processInfo.processIdentifier)" : "\(hostName):\(port)")
         configuration.maxBodyBytes = maxBodyBytes
         configuration.watch.enabled = !noWatch
         configuration.watch.refreshFraction = stapleRefreshFraction

@@ -102,9 +102,29 @@ final class ApacheEndToEndTests: XCTestCase {
         let vhost = String(decoding: fileBytes(fixture.apache.vhostSnippetPath) ?? Data(), as: UTF8.self)
         let server = String(decoding: fileBytes(fixture.apache.serverSnippetPath) ?? Data(), as: UTF8.self)
         XCTAssertFalse(vhost.contains("SSLUseStapling"))
-        XCTAssertFalse(server.contains("SSLStaplingCache"))
+        XCTAssertTrue(server.contains("SSLStaplingCache shmcb:"), "the cache stays declared so a later reload never drops it")
         let served = try await fixture.harness.served(port: fixture.apache.port, expecting: leaf.sha256Hex)
         XCTAssertEqual(served.leafSHA256, leaf.sha256Hex)
+        XCTAssertNil(served.stapleDER)
+    }
+
+    /// Stapling on → off: Apache 2.4's graceful restart exits when the `SSLStaplingCache` it used disappears
+    /// (AH00819/AH01872), so the snippet keeps it; the daemon must stay alive and serve the leaf without a staple.
+    func testStaplingOnThenOffKeepsApacheAliveAndServing() async throws {
+        let fixture = try Fixture()
+        let stapled = try fixture.harness.issueLeaf()
+        let first = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: stapled)
+        XCTAssertEqual(first.outcome, .succeeded, "\(String(describing: first.failure))")
+        _ = try await fixture.harness.served(port: fixture.apache.port, expecting: stapled.sha256Hex, requireStaple: true)
+
+        let plain = try fixture.harness.issueLeaf(ocsp: false)
+        let second = try await fixture.harness.deploy(ApacheConnector.self, config: fixture.config(), leaf: plain)
+        XCTAssertEqual(second.outcome, .succeeded, "\(String(describing: second.failure)) \(second.steps)")
+        XCTAssertEqual(step(second, .reload)?.outcome, .ok)
+        XCTAssertTrue(fixture.apache.isAlive(), "Apache exited on the graceful restart")
+        XCTAssertEqual(fixture.apache.pidFromFile(), fixture.apache.masterPID, "a graceful restart keeps the parent process")
+        let served = try await fixture.harness.served(port: fixture.apache.port, expecting: plain.sha256Hex)
+        XCTAssertEqual(served.leafSHA256, plain.sha256Hex)
         XCTAssertNil(served.stapleDER)
     }
 

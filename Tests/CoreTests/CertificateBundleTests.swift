@@ -134,8 +134,8 @@ final class CertificateBundleTests: XCTestCase {
 
         XCTAssertTrue(bundle.notes.contains { $0.contains("#2") && $0.contains("leaf") }, "\(bundle.notes)")
         XCTAssertTrue(bundle.notes.contains { $0.contains("reordered") }, "\(bundle.notes)")
-        XCTAssertTrue(bundle.notes.contains { $0.contains("root certificate") && $0.contains("Root CA") }, "\(bundle.notes)")
-        XCTAssertEqual(bundle.notes.count, 3, "\(bundle.notes)")
+        XCTAssertEqual(bundle.rootPEM, ca.root.certificatePEM, "the root is kept apart, never served, and not warned about")
+        XCTAssertEqual(bundle.notes.count, 2, "\(bundle.notes)")
     }
 
     func testChainGivenSeparatelyInWrongOrderIsReordered() throws {
@@ -148,7 +148,7 @@ final class CertificateBundleTests: XCTestCase {
         XCTAssertEqual(bundle.chainPEM, ca.intermediate.certificatePEM)
         XCTAssertEqual(bundle.fullChainPEM, leaf.certificatePEM + ca.intermediate.certificatePEM)
         XCTAssertTrue(bundle.notes.contains { $0.contains("reordered") }, "\(bundle.notes)")
-        XCTAssertTrue(bundle.notes.contains { $0.contains("root certificate") }, "\(bundle.notes)")
+        XCTAssertEqual(bundle.rootPEM, ca.root.certificatePEM)
         XCTAssertFalse(bundle.notes.contains { $0.contains("used as the leaf") }, "the leaf was first: \(bundle.notes)")
     }
 
@@ -160,9 +160,20 @@ final class CertificateBundleTests: XCTestCase {
         )
         XCTAssertEqual(bundle.chainPEM, ca.intermediate.certificatePEM)
         XCTAssertFalse(bundle.chainPEM.contains(ca.root.certificatePEM))
-        XCTAssertEqual(bundle.notes.count, 1, "\(bundle.notes)")
-        XCTAssertTrue(bundle.notes[0].contains("root certificate"), "\(bundle.notes)")
-        XCTAssertTrue(bundle.notes[0].contains("Root CA"), "\(bundle.notes)")
+        XCTAssertEqual(bundle.rootPEM, ca.root.certificatePEM, "kept for vendors that verify staples, never served")
+        XCTAssertEqual(bundle.notes, [], "passing the root is the working setup: no warning")
+    }
+
+    func testARootFromTheTrustAnchorsIsTakenOnlyWhereItIssuedTheChain() throws {
+        let leaf = try issue()
+        let bundle = try CertificateBundle.parse(certificatePEM: leaf.certificatePEM, chainPEM: ca.intermediate.certificatePEM, privateKeyPEM: leaf.privateKeyPKCS8PEM)
+        XCTAssertNil(bundle.rootPEM)
+        let anchor = try XCTUnwrap(ClientChecks.trustAnchor(issuing: bundle.topOfChainDER, trustAnchorsPEM: ca.root.certificatePEM))
+        XCTAssertEqual(CertificateBundle.rootPEM(der: anchor, issuing: bundle), ca.root.certificatePEM)
+        let stranger = try TestCertificateAuthority(name: "Stranger")
+        XCTAssertNil(ClientChecks.trustAnchor(issuing: bundle.topOfChainDER, trustAnchorsPEM: stranger.root.certificatePEM))
+        XCTAssertNil(CertificateBundle.rootPEM(der: stranger.root.derBytes, issuing: bundle), "not the chain's issuer")
+        XCTAssertNil(CertificateBundle.rootPEM(der: ca.intermediate.derBytes, issuing: bundle), "not self-signed")
     }
 
     func testLeafWithoutChainHasEmptyChain() throws {

@@ -147,6 +147,36 @@ final class EnvoyEndToEndTests: XCTestCase {
         XCTAssertEqual(certs.count, 3, "\(certs)")
     }
 
+    /// For Envoy the rename of `sds.yaml` is the activation, so validate runs before it: a config check that fails
+    /// (slowly, to leave time to look) never lets a client see the new leaf.
+    func testAFailingValidateNeverServesTheNewLeaf() async throws {
+        let fixture = try Fixture()
+        let leaf = try fixture.harness.issueLeaf()
+        let stop = ManagedAtomicFlag()
+        let port = fixture.envoy.port
+        let client = Task.detached { () -> Set<String> in
+            var seen = Set<String>()
+            while !stop.isSet {
+                if let probe = try? await OpenSSLTLSProber().probe(host: "127.0.0.1", port: Int(port), serverName: "example.test", requestStaple: false, timeout: .seconds(5)) {
+                    seen.insert(probe.leafSHA256)
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return seen
+        }
+        let failing: JSONValue = .array([.string("/bin/sh"), .string("-c"), .string("sleep 2; echo 'bad config' >&2; exit 1")])
+        let result = try await fixture.harness.deploy(EnvoyConnector.self, config: fixture.config(["validateCommand": failing]), leaf: leaf)
+        stop.set()
+        let seen = await client.value
+        XCTAssertEqual(result.outcome, .rolledBack, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .validate)
+        XCTAssertTrue(step(result, .activate)?.detail?.contains("sds.yaml held back until the config check passes") ?? false, "\(result.steps)")
+        XCTAssertNil(step(result, .reload), "the switch never happened")
+        XCTAssertEqual(seen, [fixture.oldLeaf.sha256Hex], "no client ever saw the new leaf")
+        let files = try FileManager.default.contentsOfDirectory(atPath: fixture.sdsDirectory).filter { !$0.contains("certdeploy-bak") }.sorted()
+        XCTAssertEqual(files, ["cert-old.pem", "key-old.pem", "ocsp-old.der", "sds.yaml"])
+    }
+
     func testMustStaplePolicyWithoutStapleIsRefusedAndOldCertificateStays() async throws {
         let fixture = try Fixture(policy: "MUST_STAPLE")
         fixture.harness.ocsp.setMode(.down)

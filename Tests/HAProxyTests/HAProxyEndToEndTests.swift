@@ -71,7 +71,7 @@ final class HAProxyEndToEndTests: XCTestCase {
         XCTAssertEqual(result.outcome, .succeeded, "\(String(describing: result.failure)) \(result.steps)")
         XCTAssertEqual(result.stapling?.mode, .stapleFile)
         XCTAssertEqual(step(result, .verify)?.outcome, .ok)
-        XCTAssertTrue(step(result, .verify)?.detail?.contains("OCSP staple seen") ?? false)
+        XCTAssertTrue(step(result, .verify)?.detail?.contains("a good, fresh OCSP staple for this leaf is served") ?? false, step(result, .verify)?.detail ?? "")
         let served = try await fixture.harness.served(port: fixture.haproxy.port, expecting: leaf.sha256Hex, requireStaple: true)
         XCTAssertEqual(served.leafSHA256, leaf.sha256Hex)
         XCTAssertEqual(try fixture.harness.checkStaple(served, for: leaf).status, .good)

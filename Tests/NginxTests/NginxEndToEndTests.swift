@@ -166,7 +166,12 @@ final class NginxEndToEndTests: XCTestCase {
         let snippet = String(decoding: try fixture.fileBytes(fixture.snippetPath), as: UTF8.self)
         XCTAssertTrue(snippet.contains("ssl_stapling on;"))
         XCTAssertTrue(snippet.contains("ssl_stapling_verify on;"))
-        XCTAssertTrue(snippet.contains("ssl_trusted_certificate \(fixture.certificatePath);"))
+        // The bundle has no root: the engine found it in the (test) system trust store, so nginx can verify staples.
+        XCTAssertTrue(snippet.contains("ssl_trusted_certificate \(fixture.certificatePath).trusted.pem;"), snippet)
+        let trusted = String(decoding: try fixture.fileBytes(fixture.certificatePath + ".trusted.pem"), as: UTF8.self)
+        XCTAssertTrue(trusted.contains(fixture.ca.root.certificatePEM), "the trusted file ends with the root")
+        XCTAssertTrue(step(stapled, .plan)?.detail?.contains("the root is not in the bundle: certdeploy found it in the system trust store") ?? false,
+                      step(stapled, .plan)?.detail ?? "")
         XCTAssertEqual(stapled.stapling?.mode, .vendorFetched)
 
         let plain = try await fixture.deploy(try fixture.ca.issueLeaf())
@@ -237,5 +242,111 @@ final class NginxEndToEndTests: XCTestCase {
         XCTAssertTrue([.compare, .backup, .write].contains(result.failure?.step), "\(String(describing: result.failure))")
         XCTAssertTrue(result.failure?.message.contains("permission denied") ?? false, "\(String(describing: result.failure))")
         XCTAssertEqual(try fixture.liveFiles(), before)
+    }
+
+    /// A non-root SSH user that owns the live files but is not in their group: backups are hard links (same inode,
+    /// so owner, group and mode are kept without `chown`), and a rollback renames a link of the backup back.
+    func testNonRootOwnerOutsideTheFilesGroupBacksUpByHardLinkAndRollsBack() async throws {
+        let fixture = try NginxFixture()
+        try SystemUsers.ensureUser("cdowner")
+        guard let owner = getpwnam("cdowner")?.pointee.pw_uid else { throw HarnessError("no uid for cdowner") }
+        let tls = fixture.directory.file("tls")
+        let live = [fixture.certificatePath, fixture.keyPath, fixture.snippetPath]
+        // cdowner owns the directory and the files; the files' group is root's, which cdowner is not in.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fixture.directory.path)
+        XCTAssertEqual(chown(tls, owner, 0), 0)
+        for path in live { XCTAssertEqual(chown(path, owner, 0), 0) }
+        let before = try fixture.liveFiles()
+        let quiet: [String: JSONValue] = [
+            "validateCommand": .array([.string("/bin/true")]), "reloadCommand": .array([.string("/bin/true")]),
+        ]
+        let first = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config(quiet, verify: ["enabled": .bool(false)]),
+                                             ssh: fixture.sshTarget(user: "cdowner"))
+        XCTAssertEqual(first.outcome, .succeeded, "\(first.steps)")
+        XCTAssertTrue(step(first, .backup)?.detail?.contains("hard links") ?? false, "\(first.steps)")
+        for backup in first.backups {
+            var info = stat()
+            XCTAssertEqual(stat(backup, &info), 0, backup)
+            XCTAssertEqual(info.st_uid, owner, "\(backup) keeps its owner")
+            XCTAssertEqual(info.st_gid, 0, "\(backup) keeps a group its writer is not in")
+        }
+        XCTAssertEqual(try first.backups.sorted().map { try fixture.fileBytes($0) }.count, 3)
+
+        // A failing config check rolls back to what the first deploy left, renamed back from this deploy's backups.
+        let afterFirst = try fixture.liveFiles()
+        var failing = quiet
+        failing["validateCommand"] = .array([.string("/bin/false")])
+        let second = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config(failing, verify: ["enabled": .bool(false)]),
+                                              ssh: fixture.sshTarget(user: "cdowner"))
+        XCTAssertEqual(second.outcome, .rolledBack, "\(second.steps)")
+        XCTAssertTrue(second.failure?.message.contains("exited 1 (no output)") ?? false, "\(String(describing: second.failure))")
+        XCTAssertEqual(try fixture.liveFiles(), afterFirst)
+        XCTAssertNotEqual(afterFirst, before)
+        XCTAssertEqual(try fixture.strayFiles(), [], "no temporary file is left")
+    }
+
+    /// A full remote disk (a small tmpfs mounted over the target's directory, then filled): the deploy fails at
+    /// write, every temporary file and the in-flight marker are removed, and the live files and what nginx serves
+    /// are untouched.
+    func testAFullRemoteDiskFailsAtWriteAndLeavesNothingBehind() async throws {
+        let fixture = try NginxFixture()
+        let tls = fixture.directory.file("tls")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: tls).map { ($0, try fixture.fileBytes(tls + "/" + $0)) }
+        let mounted = try ProcessRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", tls])
+        try XCTSkipIf(mounted.status != 0, "cannot mount a tmpfs here: \(mounted.stderr)")
+        defer { _ = try? ProcessRunner.run("/bin/umount", ["-l", tls]) }
+        for (name, bytes) in saved {
+            XCTAssertTrue(FileManager.default.createFile(atPath: tls + "/" + name, contents: bytes, attributes: [.posixPermissions: name.hasSuffix(".key") ? 0o600 : 0o644]))
+        }
+        // Fill what is left: dd stops at ENOSPC.
+        _ = try ProcessRunner.run("/bin/dd", ["if=/dev/zero", "of=\(tls)/filler", "bs=1k"])
+        let before = try fixture.liveFiles()
+
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf())
+        XCTAssertEqual(result.outcome, .failed, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .write, "\(String(describing: result.failure))")
+        XCTAssertTrue(result.failure?.message.contains("live files untouched") ?? false, "\(String(describing: result.failure))")
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        let left = try FileManager.default.contentsOfDirectory(atPath: tls).filter { $0.contains(".certdeploy-") }
+        XCTAssertEqual(left, [], "no temporary file, marker or backup is left")
+        let served = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
+        XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
+    }
+
+    /// A config check that hangs is cut off at the target's `commandTimeoutSeconds`, and the deploy rolls back over
+    /// the same SSH session.
+    func testAValidateThatHangsPastItsDeadlineRollsBack() async throws {
+        let fixture = try NginxFixture()
+        let before = try fixture.liveFiles()
+        let started = ContinuousClock.now
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config([
+            "validateCommand": .array([.string("/bin/sleep"), .string("30")]), "commandTimeoutSeconds": .number(2),
+        ]))
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(15), "cut off at the 2 s deadline, not after the sleep")
+        XCTAssertEqual(result.outcome, .rolledBack, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .validate)
+        XCTAssertTrue(result.failure?.message.contains("timed out") ?? false, "\(String(describing: result.failure))")
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        let served = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
+        XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
+    }
+
+    /// A reload that hangs (once) is cut off at the deadline; the rollback restores the files and its reload works.
+    func testAReloadThatHangsPastItsDeadlineRollsBack() async throws {
+        let fixture = try NginxFixture()
+        let before = try fixture.liveFiles()
+        let marker = fixture.directory.file("reload-hung-once")
+        let reload = ShellQuoting.commandLine(fixture.nginx.reloadCommand)
+        let script = "if [ -e \(marker) ]; then exec \(reload); else touch \(marker); exec sleep 30; fi"
+        let result = try await fixture.deploy(try fixture.ca.issueLeaf(), config: fixture.config([
+            "reloadCommand": .array([.string("/bin/sh"), .string("-c"), .string(script)]), "commandTimeoutSeconds": .number(2),
+        ]))
+        XCTAssertEqual(result.outcome, .rolledBack, "\(result.steps)")
+        XCTAssertEqual(result.failure?.step, .reload)
+        XCTAssertTrue(result.failure?.message.contains("timed out") ?? false, "\(String(describing: result.failure))")
+        XCTAssertTrue(step(result, .rollback)?.detail?.contains("and reloaded") ?? false, "\(result.steps)")
+        XCTAssertEqual(try fixture.liveFiles(), before)
+        let served = try await fixture.servedLeaf(expecting: fixture.oldLeaf.sha256Hex)
+        XCTAssertEqual(served, fixture.oldLeaf.sha256Hex)
     }
 }

@@ -64,8 +64,8 @@ final class NginxFixture {
         return .object(object)
     }
 
-    func bundle(_ leaf: TestIssuedCertificate) throws -> CertificateBundle {
-        try CertificateBundle.parse(certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM, privateKeyPEM: leaf.privateKeyPKCS8PEM)
+    func bundle(_ leaf: TestIssuedCertificate, withChain: Bool = true) throws -> CertificateBundle {
+        try CertificateBundle.parse(certificatePEM: leaf.certificatePEM, chainPEM: withChain ? ca.chainPEM : nil, privateKeyPEM: leaf.privateKeyPKCS8PEM)
     }
 
     func configured(_ config: JSONValue) throws -> ConfiguredConnector {
@@ -73,8 +73,9 @@ final class NginxFixture {
         return try registry.connector(id: "nginx")!.configure(config)
     }
 
-    func deploy(_ leaf: TestIssuedCertificate, config: JSONValue? = nil, options: DeployOptions = .init(), ssh: SSHTarget? = nil) async throws -> DeploymentResult {
-        let bundle = try bundle(leaf)
+    func deploy(_ leaf: TestIssuedCertificate, config: JSONValue? = nil, options: DeployOptions = .init(), ssh: SSHTarget? = nil,
+                withChain: Bool = true) async throws -> DeploymentResult {
+        let bundle = try bundle(leaf, withChain: withChain)
         let target = ssh ?? sshTarget()
         return await DeployEngine(ocsp: OCSPFetcher(timeout: .seconds(2))).deploy(
             DeployRequest(targetID: "web-1", bundle: bundle, connector: try configured(config ?? self.config()),

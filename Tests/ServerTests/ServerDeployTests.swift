@@ -191,7 +191,9 @@ final class PostgresServerDeployTests: ServerDeployTests {
         }
         let completions = try await first.request(.GET, "/api/v1/audit?action=deployment.complete&limit=500").decode(ListResponse<AuditEventView>.self)
         XCTAssertEqual(completions.items.count, 12, "each deployment completed exactly once")
-        owners = completions.items.map(\.actor)
+        // The actor is the lease owner: "<worker id>/<boot id>".
+        owners = completions.items.map { $0.actor.split(separator: "/").first.map(String.init) ?? $0.actor }
         XCTAssertEqual(Set(owners).isSubset(of: ["replica-a", "replica-b"]), true, "\(owners)")
+        XCTAssertTrue(completions.items.allSatisfy { $0.actor.split(separator: "/").count == 2 }, "\(completions.items.map(\.actor))")
     }
 }

@@ -502,6 +502,48 @@ class StoreContractTests: XCTestCase {
         XCTAssertEqual(audit.map { "\($0.actor) \($0.outcome)" }, ["system interrupted", "system requeued"])
     }
 
+    /// A restarted worker (same id, new boot) ends its earlier boot's leases at once; another worker's, or a name
+    /// that only starts like it, or a LIKE wildcard in the id, are left alone.
+    func testARestartedWorkerEndsItsEarlierBootsLeasesOnly() async throws {
+        let store = try await makeStore()
+        let targets = try await seed(store, targets: 4)
+        for target in targets { _ = try await enqueue(store, target) }
+        let t0 = clock.now
+        _ = try await store.claimNext(owner: "web_1/boot-a", leaseDuration: .seconds(60), limit: 1, now: t0)
+        _ = try await store.claimNext(owner: "web_1/boot-b", leaseDuration: .seconds(60), limit: 1, now: t0)
+        _ = try await store.claimNext(owner: "webx1/boot-a", leaseDuration: .seconds(60), limit: 1, now: t0)
+        _ = try await store.claimNext(owner: "web_10/boot-a", leaseDuration: .seconds(60), limit: 1, now: t0)
+
+        let ended = try await store.expireLeases(ownerPrefix: "web_1/", except: "web_1/boot-b", now: t0.addingTimeInterval(1))
+        XCTAssertEqual(ended, 1, "only web_1's earlier boot; not its current one, not webx1 (an unescaped _), not web_10")
+        let requeued = try await store.requeueExpiredLeases(now: t0.addingTimeInterval(1))
+        XCTAssertEqual(requeued.map(\.status), [.queued])
+        XCTAssertTrue(requeued.first?.statusNote?.contains("web_1/boot-a") ?? false, "\(String(describing: requeued.first?.statusNote))")
+        let running = try await store.listDeployments(DeploymentFilter(statuses: [.running]), limit: 10, cursor: nil).items
+        XCTAssertEqual(Set(running.compactMap(\.leaseOwner)), ["web_1/boot-b", "webx1/boot-a", "web_10/boot-a"])
+        await assertEqual(try await store.expireLeases(ownerPrefix: "web_1/", except: "web_1/boot-b", now: t0.addingTimeInterval(2)), 0)
+    }
+
+    /// A target list shows each target's newest finished deployment, read in one query for the page.
+    func testLastFinishedDeploymentsPerTarget() async throws {
+        let store = try await makeStore()
+        let targets = try await seed(store, targets: 3)
+        let t0 = clock.now
+        for (index, outcome) in [DeploymentOutcome.failed, .succeeded].enumerated() {
+            let queued = try await enqueue(store, targets[0])
+            _ = try await store.claimNext(owner: "w", leaseDuration: .seconds(60), limit: 1, now: t0.addingTimeInterval(Double(index)))
+            _ = try await store.complete(deploymentID: queued.id, owner: "w", completion: try DeploymentCompletion(outcome: outcome, steps: []),
+                                         now: t0.addingTimeInterval(Double(index) + 0.5))
+        }
+        _ = try await enqueue(store, targets[0])  // queued: not finished, not shown
+        _ = try await enqueue(store, targets[1])
+        let last = try await store.lastFinishedDeployments(targetIDs: targets.map(\.id))
+        XCTAssertEqual(Array(last.keys), [targets[0].id], "targets without a finished deployment are absent")
+        XCTAssertEqual(last[targets[0].id]?.status, .succeeded)
+        XCTAssertEqual(last[targets[0].id]?.finishedAt, t0.addingTimeInterval(1.5).storePrecision)
+        await assertEqual(try await store.lastFinishedDeployments(targetIDs: []).count, 0)
+    }
+
     func testOneRunningDeploymentPerTarget() async throws {
         let store = try await makeStore()
         let targets = try await seed(store, targets: 2)

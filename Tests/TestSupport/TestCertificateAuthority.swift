@@ -169,6 +169,7 @@ public final class TestCertificateAuthority: Sendable {
         self.root = root
         self.intermediate = intermediate
         self.ocspResponder = ocspResponder
+        TestTrustStore.trust(root.certificatePEM)
     }
 
     public struct LeafOptions: Sendable {
@@ -255,7 +256,9 @@ public final class TestCertificateAuthority: Sendable {
             },
             issuerPrivateKey: key.certificateKey
         )
-        return try TestIssuedCertificate(certificate: certificate, key: key)
+        let issued = try TestIssuedCertificate(certificate: certificate, key: key)
+        TestTrustStore.trust(issued.certificatePEM)
+        return issued
     }
 
     /// PEM of the intermediate: the chain as a server should send it (no root).

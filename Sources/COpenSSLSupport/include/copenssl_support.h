@@ -16,6 +16,8 @@ typedef struct {
     size_t ocsp_der_len;
     /// Negotiated protocol, e.g. "TLSv1.3".
     char protocol[32];
+    /// The certificates the server sent after the leaf, as PEM (NUL-terminated; NULL when it sent none).
+    char *chain_pem;
 } cd_tls_probe_result;
 
 /// Connects to host:port with a deadline, handshakes with SNI `server_name` (may be NULL), asks for an
@@ -33,6 +35,23 @@ void cd_tls_probe_starttls(const char *host, int port, const char *server_name, 
                            cd_starttls starttls, cd_tls_probe_result *result);
 
 void cd_tls_probe_result_free(cd_tls_probe_result *result);
+
+/// What a TLS client checks of the chain: whether `leaf_der`, with the untrusted certificates in `chain_pem`
+/// (may be NULL), builds a path to a trust anchor in `trust_pem`, or, when `trust_pem` is NULL, in OpenSSL's
+/// default locations (the system store; SSL_CERT_FILE / SSL_CERT_DIR override them). Validity times are not
+/// checked here (the caller checks them against its own clock). Returns 0 when the path builds, else OpenSSL's
+/// X509_V_ERR code, with a description (and the depth it failed at) in `error`.
+int cd_verify_chain(const unsigned char *leaf_der, size_t leaf_len, const char *chain_pem, const char *trust_pem,
+                    char *error, size_t error_len);
+
+/// Looks in the trust anchors (`trust_pem`, or OpenSSL's default locations when NULL) for the certificate that
+/// issued `cert_der` (its subject is the issuer's name and its key checks the signature). Returns 1 and a malloc'd
+/// DER copy in `*out` (free it with free()) when found, 0 when not, -1 on a parse error.
+int cd_find_issuer(const unsigned char *cert_der, size_t len, const char *trust_pem, unsigned char **out, size_t *out_len);
+
+/// 1 when `name` is a name the leaf is valid for (SAN DNS names and wildcards, OpenSSL's rules), 0 when not,
+/// -1 when the leaf cannot be parsed.
+int cd_check_host(const unsigned char *leaf_der, size_t leaf_len, const char *name);
 
 #endif
 

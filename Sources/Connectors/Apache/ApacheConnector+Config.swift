@@ -15,6 +15,7 @@ extension ApacheConnector {
         public var distribution: Distribution
         public var validateCommand: [String]?
         public var reloadCommand: [String]?
+        public var commandTimeoutSeconds: Int?
         public var stapling: Stapling
         public var staplingCachePath: String
         public var staplingCacheSize: Int
@@ -48,5 +49,6 @@ extension ApacheConnector {
         ConfigField("staplingCachePath", .absolutePath, default: .string("/var/run/apache2/ssl_stapling"), "Shared-memory cache file for `SSLStaplingCache shmcb:<path>(<size>)`."),
         ConfigField("staplingCacheSize", .integer(minimum: 1024, maximum: 16_777_216), default: .number(128000), "Size in bytes of the stapling cache."),
         ConnectorKit.verifyField(),
+        ConnectorKit.commandTimeoutField,
     ]
 }

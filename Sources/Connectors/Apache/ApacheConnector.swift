@@ -61,11 +61,11 @@ public enum ApacheConnector: DeploymentTarget {
             }
         }
         var notes: [String] = []
-        if stapling.mode == .none { notes.append("no stapling directives: \(stapling.reason)") }
+        if stapling.mode == .none { notes.append("no SSLUseStapling: \(stapling.reason); the server snippet keeps SSLStaplingCache declared so a reload never drops it") }
         return DeploymentPlan(
             files: files,
-            validateCommand: RemoteCommand(config.validateCommand ?? config.distribution.validate),
-            reloadCommand: RemoteCommand(config.reloadCommand ?? config.distribution.reload),
+            validateCommand: ConnectorKit.command(config.validateCommand ?? config.distribution.validate, timeoutSeconds: config.commandTimeoutSeconds),
+            reloadCommand: ConnectorKit.command(config.reloadCommand ?? config.distribution.reload, timeoutSeconds: config.commandTimeoutSeconds),
             snippets: [vhost, server],
             verify: try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context),
             stapling: stapling,
@@ -89,15 +89,17 @@ public enum ApacheConnector: DeploymentTarget {
     }
 
     static func serverSnippet(config: Config, stapling: StaplingDecision) -> String {
-        var lines = ["# Managed by certdeploy; include at server level (outside <VirtualHost>)."]
-        if stapling.mode == .vendorFetched {
-            lines += [
-                "SSLStaplingCache shmcb:\(config.staplingCachePath)(\(config.staplingCacheSize))",
-                // Staple only good answers: a responder error must not be passed on to clients.
-                "SSLStaplingReturnResponderErrors off",
-            ]
-        } else {
-            lines.append("# OCSP stapling not configured: \(stapling.reason).")
+        // The cache stays declared whatever this certificate does: a graceful restart of Apache 2.4 that drops an
+        // `SSLStaplingCache` it was using exits (AH00819 shmcb, AH01872), so a leaf without an OCSP URL after one
+        // with it would take the server down. An unused cache costs one small shared-memory segment.
+        var lines = [
+            "# Managed by certdeploy; include at server level (outside <VirtualHost>).",
+            "SSLStaplingCache shmcb:\(config.staplingCachePath)(\(config.staplingCacheSize))",
+            // Staple only good answers: a responder error must not be passed on to clients.
+            "SSLStaplingReturnResponderErrors off",
+        ]
+        if stapling.mode != .vendorFetched {
+            lines.append("# OCSP stapling is off for the current certificate (\(stapling.reason)); the cache is kept declared so reloads stay safe.")
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -11,6 +11,7 @@ extension EnvoyConnector {
         public var owner: String?
         public var group: String?
         public var validateCommand: [String]?
+        public var commandTimeoutSeconds: Int?
         public var verify: ConnectorKit.VerifyConfig
 
         public enum StaplePolicy: String, Codable, Sendable {
@@ -28,5 +29,6 @@ extension EnvoyConnector {
         ConfigField("group", .string, "Group of the written files."),
         ConfigField("validateCommand", .argv, "Optional check, e.g. `[\"envoy\", \"--mode\", \"validate\", \"-c\", \"/etc/envoy/envoy.yaml\"]` (it checks the bootstrap, not the certificate)."),
         ConnectorKit.verifyField(),
+        ConnectorKit.commandTimeoutField,
     ]
 }

@@ -67,7 +67,7 @@ public enum EnvoyConnector: DeploymentTarget {
         if stapling.mode == .none { notes.append("no staple: \(stapling.reason)") }
         return DeploymentPlan(
             files: files,
-            validateCommand: config.validateCommand.map { RemoteCommand($0) },
+            validateCommand: config.validateCommand.map { ConnectorKit.command($0, timeoutSeconds: config.commandTimeoutSeconds) },
             reloadCommand: nil,
             snippets: [EmittedSnippet(name: "Envoy listener", path: nil,
                                       placement: "in the listener's filter chain (`transport_socket`); the bootstrap needs `node: {id, cluster}` for file-based SDS",
@@ -76,7 +76,8 @@ public enum EnvoyConnector: DeploymentTarget {
             stapling: stapling,
             notes: notes,
             retention: ["cert-", "key-", "ocsp-"].map { RetentionRule(directory: directory, prefix: $0, keep: config.keepVersions) },
-            stapleHistory: StapleHistory(directory: directory, prefix: staplePrefix))
+            stapleHistory: StapleHistory(directory: directory, prefix: staplePrefix),
+            activation: .rename(switching: ["\(directory)/sds.yaml"]))
     }
 
     /// Names a certificate+key pair: the same pair always gets the same file names, so a repeated deploy is unchanged.

@@ -15,6 +15,7 @@ extension HAProxyConnector {
         public var runtimeAPI: RuntimeAPI
         public var validateCommand: [String]?
         public var reloadCommand: [String]
+        public var commandTimeoutSeconds: Int?
         public var verify: ConnectorKit.VerifyConfig
 
         /// `certdeploy`: certdeploy fetches the staple and writes `<pem>.ocsp`. `haproxy`: HAProxy 2.8+
@@ -47,5 +48,6 @@ extension HAProxyConnector {
         ConfigField("validateCommand", .argv, "Config check as argv. Default: `haproxy -c -f <configPath>`."),
         ConfigField("reloadCommand", .argv, default: .array([.string("systemctl"), .string("reload"), .string("haproxy")]), "Reload as argv (reload activation, and rollback)."),
         ConnectorKit.verifyField(),
+        ConnectorKit.commandTimeoutField,
     ]
 }

@@ -81,8 +81,8 @@ public enum HAProxyConnector: DeploymentTarget {
         }
         return DeploymentPlan(
             files: files,
-            validateCommand: RemoteCommand(config.validateCommand ?? ["haproxy", "-c", "-f", config.configPath]),
-            reloadCommand: RemoteCommand(config.reloadCommand),
+            validateCommand: ConnectorKit.command(config.validateCommand ?? ["haproxy", "-c", "-f", config.configPath], timeoutSeconds: config.commandTimeoutSeconds),
+            reloadCommand: ConnectorKit.command(config.reloadCommand, timeoutSeconds: config.commandTimeoutSeconds),
             snippets: snippets,
             verify: try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context),
             stapling: stapling,

@@ -13,6 +13,7 @@ extension NginxConnector {
         public var group: String?
         public var validateCommand: [String]
         public var reloadCommand: [String]
+        public var commandTimeoutSeconds: Int?
         public var stapling: Stapling
         public var staplePath: String?
         public var trustedCertificatePath: String?
@@ -38,5 +39,6 @@ extension NginxConnector {
         ConfigField("staplePath", .absolutePath, "Where `ssl_stapling_file` points (DER OCSP response); required with `stapling: file`."),
         ConfigField("resolver", .stringArray, "DNS resolvers for nginx to reach the OCSP responder (`resolver` directive)."),
         ConnectorKit.verifyField(),
+        ConnectorKit.commandTimeoutField,
     ]
 }

@@ -54,16 +54,20 @@ public enum NginxConnector: DeploymentTarget {
             name: "nginx server block",
             path: config.snippetPath,
             placement: "inside the `server { listen … ssl; }` block that serves this certificate: `include \(config.snippetPath ?? "<snippet>");`",
-            contents: snippetText(bundle: bundle, config: config, stapling: stapling)
+            contents: snippetText(bundle: bundle, config: config, stapling: stapling, root: Self.root(bundle: bundle, config: config, context: context))
         )
         if let snippetPath = config.snippetPath {
             files.append(PlannedFile(path: snippetPath, text: snippet.contents, mode: .publicFile, owner: config.owner, group: config.group, role: .snippet))
         }
-        if stapling.mode == .vendorFetched, let root = bundle.rootPEM {
-            files.append(PlannedFile(path: trustedCertificatePath(bundle: bundle, config: config), text: bundle.chainPEM + root,
+        let root = Self.root(bundle: bundle, config: config, context: context)
+        if stapling.mode == .vendorFetched, let root {
+            files.append(PlannedFile(path: trustedCertificatePath(root: root, config: config), text: bundle.chainPEM + root,
                                      mode: config.certificateMode, owner: config.owner, group: config.group, role: .chain))
+            if bundle.rootPEM == nil, let found = context.trustedRoot {
+                notes.append("the root is not in the bundle: certdeploy found it in \(found.source) and writes it to \(trustedCertificatePath(root: root, config: config)) for ssl_stapling_verify (it is never sent to clients)")
+            }
         }
-        if stapling.mode == .vendorFetched, bundle.rootPEM == nil, config.trustedCertificatePath == nil {
+        if stapling.mode == .vendorFetched, root == nil, config.trustedCertificatePath == nil {
             notes.append("the bundle has no root certificate: ssl_stapling_verify can only succeed if \(config.chainPath ?? config.certificatePath) leads to a root nginx trusts; pass the root with the chain or set trustedCertificatePath")
         }
         if let staplePath = config.staplePath {
@@ -76,8 +80,8 @@ public enum NginxConnector: DeploymentTarget {
         if stapling.mode == .none { notes.append("no stapling directives: \(stapling.reason)") }
         return DeploymentPlan(
             files: files,
-            validateCommand: RemoteCommand(config.validateCommand),
-            reloadCommand: RemoteCommand(config.reloadCommand),
+            validateCommand: ConnectorKit.command(config.validateCommand, timeoutSeconds: config.commandTimeoutSeconds),
+            reloadCommand: ConnectorKit.command(config.reloadCommand, timeoutSeconds: config.commandTimeoutSeconds),
             snippets: [snippet],
             verify: try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context),
             stapling: stapling,
@@ -93,7 +97,14 @@ public enum NginxConnector: DeploymentTarget {
         return ConnectorKit.vendorFetchedStapling(vendor: "nginx", enabled: config.stapling != .off, bundle: bundle)
     }
 
-    static func snippetText(bundle: CertificateBundle, config: Config, stapling: StaplingDecision) -> String {
+    /// The root for `ssl_trusted_certificate`: the bundle's, or the one the engine found in the trust anchors — unless
+    /// the operator manages that file (`trustedCertificatePath` set), which certdeploy then writes only from a root
+    /// they passed.
+    static func root(bundle: CertificateBundle, config: Config, context: PlanContext) -> String? {
+        bundle.rootPEM ?? (config.trustedCertificatePath == nil ? context.trustedRoot?.pem : nil)
+    }
+
+    static func snippetText(bundle: CertificateBundle, config: Config, stapling: StaplingDecision, root: String?) -> String {
         var lines = [
             "# Managed by certdeploy; changes are overwritten on the next deploy.",
             "# Certificate \(bundle.info.subject), SHA-256 \(bundle.info.sha256)",
@@ -106,7 +117,7 @@ public enum NginxConnector: DeploymentTarget {
             lines += [
                 "ssl_stapling on;",
                 "ssl_stapling_verify on;",
-                "ssl_trusted_certificate \(trustedCertificatePath(bundle: bundle, config: config));",
+                "ssl_trusted_certificate \(trustedCertificatePath(root: root, config: config));",
             ]
             if let resolvers = config.resolver, !resolvers.isEmpty {
                 lines.append("resolver \(resolvers.joined(separator: " "));")
@@ -117,10 +128,10 @@ public enum NginxConnector: DeploymentTarget {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The file `ssl_trusted_certificate` names: written by certdeploy when the bundle has the root.
-    static func trustedCertificatePath(bundle: CertificateBundle, config: Config) -> String {
+    /// The file `ssl_trusted_certificate` names: written by certdeploy when it has the root.
+    static func trustedCertificatePath(root: String?, config: Config) -> String {
         if let path = config.trustedCertificatePath { return path }
-        if bundle.rootPEM != nil { return config.certificatePath + ".trusted.pem" }
+        if root != nil { return config.certificatePath + ".trusted.pem" }
         return config.chainPath ?? config.certificatePath
     }
 }

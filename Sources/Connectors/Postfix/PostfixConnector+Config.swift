@@ -10,6 +10,7 @@ extension PostfixConnector {
         public var group: String?
         public var validateCommand: [String]?
         public var reloadCommand: [String]?
+        public var commandTimeoutSeconds: Int?
         public var verify: ConnectorKit.VerifyConfig
     }
 
@@ -22,5 +23,6 @@ extension PostfixConnector {
         ConfigField("validateCommand", .argv, "Config check as argv. Default: `postfix check`."),
         ConfigField("reloadCommand", .argv, "Reload as argv. Default: `postfix reload`."),
         ConnectorKit.verifyField(defaultPort: 25),
+        ConnectorKit.commandTimeoutField,
     ]
 }

@@ -43,8 +43,8 @@ public enum PostfixConnector: DeploymentTarget {
         return DeploymentPlan(
             files: [PlannedFile(path: config.chainFilesPath, text: bundle.privateKeyPEM + bundle.fullChainPEM, mode: config.mode,
                                 owner: config.owner, group: config.group, role: .combined)],
-            validateCommand: RemoteCommand(config.validateCommand ?? ["postfix"] + configOption + ["check"]),
-            reloadCommand: RemoteCommand(config.reloadCommand ?? ["postfix"] + configOption + ["reload"]),
+            validateCommand: ConnectorKit.command(config.validateCommand ?? ["postfix"] + configOption + ["check"], timeoutSeconds: config.commandTimeoutSeconds),
+            reloadCommand: ConnectorKit.command(config.reloadCommand ?? ["postfix"] + configOption + ["reload"], timeoutSeconds: config.commandTimeoutSeconds),
             snippets: [snippet],
             verify: try ConnectorKit.verifyEndpoint(config.verify, bundle: bundle, context: context, startTLS: .smtp),
             stapling: stapling)

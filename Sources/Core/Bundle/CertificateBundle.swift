@@ -119,9 +119,10 @@ public struct CertificateBundle: Sendable, CustomStringConvertible, CustomReflec
             notes.append("chain was reordered to leaf → issuer order: " + ordered.map { $0.subject.description }.joined(separator: " → "))
         }
         var root: Certificate?
-        if let last = ordered.last, last.isSelfIssued {
+        if ordered.last?.isSelfIssued == true {
+            // Not a note: a root passed along is the right setup for vendors that verify staples (nginx), and is never
+            // sent to clients (they trust their own roots); warning about it would land on the working setup.
             root = ordered.removeLast()
-            notes.append("root certificate \(last.subject) is not sent to clients (clients already trust their roots)")
         }
 
         for certificate in [leaf] + ordered {
@@ -150,6 +151,16 @@ public struct CertificateBundle: Sendable, CustomStringConvertible, CustomReflec
             chain: ordered
         )
     }
+
+    /// `rootDER` as PEM when it is a self-signed certificate that issued the top of `bundle`'s chain (nil otherwise).
+    public static func rootPEM(der rootDER: [UInt8], issuing bundle: CertificateBundle) -> String? {
+        guard let root = try? Certificate(derEncoded: rootDER), root.isSelfIssued, root.subject == (bundle.chain.last ?? bundle.leaf).issuer
+        else { return nil }
+        return pem(root)
+    }
+
+    /// DER of the chain's last certificate (the leaf when there is no chain): the one a root must have issued.
+    public var topOfChainDER: [UInt8] { (chain.last ?? leaf).derBytes }
 
     private static func pem(_ certificate: Certificate) -> String {
         PEMBlock(label: "CERTIFICATE", headers: [], base64: Data(certificate.derBytes).base64EncodedString()).canonicalText

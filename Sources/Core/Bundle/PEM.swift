@@ -25,6 +25,17 @@ struct PEMBlock: Sendable {
 }
 
 enum PEMScanner {
+    /// How many `CERTIFICATE` blocks a text holds (0 when it does not parse).
+    static func certificateCount(in text: String) -> Int {
+        ((try? blocks(in: text, source: "text")) ?? []).filter { $0.label == "CERTIFICATE" }.count
+    }
+
+    /// The DER of the first `CERTIFICATE` block in a file's bytes, if any (a leaf, full chain or combined PEM).
+    static func firstCertificateDER(in bytes: [UInt8]) -> [UInt8]? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        return (try? blocks(in: text, source: "file"))?.first { $0.label == "CERTIFICATE" }?.der
+    }
+
     /// Splits text into PEM blocks. Text outside blocks (comments, `openssl x509 -text` output) is ignored,
     /// as OpenSSL does; a BEGIN without its END is an error.
     static func blocks(in text: String, source: String) throws(BundleError) -> [PEMBlock] {

@@ -13,6 +13,8 @@ public struct ConfigField: Sendable, Codable, Equatable {
         case absolutePath
         /// Octal permission bits as a string: "0600".
         case fileMode
+        /// PEM text holding one or more certificates (a CA bundle).
+        case pemCertificates
         /// A command as an argv array (never a shell string).
         case argv
         case stringArray
@@ -47,6 +49,7 @@ public struct ConfigField: Sendable, Codable, Equatable {
         case .choice(let values): values.map { "`\($0)`" }.joined(separator: " \\| ")
         case .absolutePath: "absolute path"
         case .fileMode: "file mode"
+        case .pemCertificates: "PEM certificates"
         case .argv: "argv"
         case .stringArray: "string[]"
         case .stringMap: "map"
@@ -144,6 +147,11 @@ public enum ConfigValidator {
             guard case .string(let text) = value, FileMode(octal: text) != nil else {
                 return issue("must be an octal mode string such as \"0600\"")
             }
+        case .pemCertificates:
+            guard case .string(let text) = value else { return issue("must be PEM text, got \(value.typeName)") }
+            guard let blocks = try? PEMScanner.blocks(in: text, source: "value"), blocks.contains(where: { $0.label == "CERTIFICATE" && $0.der != nil }) else {
+                return issue("must hold at least one PEM certificate (-----BEGIN CERTIFICATE-----)")
+            }
         case .argv:
             guard case .array(let items) = value else { return issue("must be an argv array of strings such as [\"nginx\", \"-t\"], got \(value.typeName)") }
             if items.isEmpty { return issue("must name a command (empty argv)") }
@@ -218,6 +226,9 @@ public enum JSONSchemaWriter {
         case .fileMode:
             object["type"] = .string("string")
             object["pattern"] = .string("^0?[0-7]{3}$")
+        case .pemCertificates:
+            object["type"] = .string("string")
+            object["pattern"] = .string("-----BEGIN CERTIFICATE-----")
         case .argv:
             object["type"] = .string("array")
             object["items"] = .object(["type": .string("string")])

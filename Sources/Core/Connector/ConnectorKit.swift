@@ -10,6 +10,10 @@ public enum ConnectorKit {
         public var serverName: String?
         public var timeoutSeconds: Int
         public var consecutiveMatches: Int
+        /// Check the served chain as a client would (default on).
+        public var chain: Bool?
+        /// Trust anchors for the chain check instead of the system store (a private PKI).
+        public var caBundle: String?
     }
 
     public static func verifyFields(defaultPort: Int = 443, defaultConsecutive: Int = 3) -> [ConfigField] {
@@ -21,7 +25,21 @@ public enum ConnectorKit {
             ConfigField("timeoutSeconds", .integer(minimum: 1, maximum: 600), default: .number(20), "How long to keep trying before rolling back."),
             ConfigField("consecutiveMatches", .integer(minimum: 1, maximum: 20), default: .number(Double(defaultConsecutive)),
                         "Handshakes in a row that must serve the new leaf (old workers may answer for a moment after a reload)."),
+            ConfigField("chain", .boolean, default: .bool(true),
+                        "Check what a client checks: the served chain builds to a trust anchor with every intermediate served, the SNI name is one of the leaf's names, the leaf is within its validity. Turn off only for an endpoint behind a TLS-terminating proxy."),
+            ConfigField("caBundle", .pemCertificates, "Trust anchors (PEM) for the chain check, for a private PKI. Default: the system trust store."),
         ]
+    }
+
+    /// The deadline for the validate and reload commands: a command still running then counts as failed (and the
+    /// deploy rolls back), so a hung config check or reload cannot hold a target, or a worker, for long.
+    public static let commandTimeoutField = ConfigField(
+        "commandTimeoutSeconds", .integer(minimum: 1, maximum: 3600), default: .number(60),
+        "Deadline for the validate and reload commands; a command still running then fails the step and the deploy rolls back.")
+
+    /// `argv` with the target's command deadline (60 s when unset).
+    public static func command(_ argv: [String], timeoutSeconds: Int?) -> RemoteCommand {
+        RemoteCommand(argv, timeout: .seconds(timeoutSeconds ?? 60))
     }
 
     public static func verifyField(defaultPort: Int = 443) -> ConfigField {
@@ -36,7 +54,8 @@ public enum ConnectorKit {
         }
         let serverName = verify.serverName ?? bundle.info.subjectAlternativeNames.first { !$0.hasPrefix("*") && $0.contains(where: \.isLetter) }
         return VerifyEndpoint(host: host, port: verify.port, serverName: serverName,
-                              deadline: .seconds(verify.timeoutSeconds), consecutiveMatches: verify.consecutiveMatches, startTLS: startTLS)
+                              deadline: .seconds(verify.timeoutSeconds), consecutiveMatches: verify.consecutiveMatches, startTLS: startTLS,
+                              clientChecks: verify.chain ?? true, trustAnchorsPEM: verify.caBundle)
     }
 
     /// Where a vendor reads the certificate, chain and key as separate files.

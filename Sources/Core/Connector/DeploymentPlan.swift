@@ -24,6 +24,10 @@ public struct DeploymentPlan: Sendable {
     public var secret: SecretPlan?
     /// Where earlier staples for this certificate live when the connector names staple files by content.
     public var stapleHistory: StapleHistory?
+    /// What makes the vendor serve the new files: a reload after the renames (the default), or the rename of
+    /// one file itself (Envoy's `sds.yaml`). The engine orders the steps from it: validate always runs before
+    /// anything the vendor would pick up.
+    public var activation: Activation
 
     public init(
         files: [PlannedFile],
@@ -37,7 +41,8 @@ public struct DeploymentPlan: Sendable {
         retention: [RetentionRule] = [],
         hotUpdate: HotUpdatePlan? = nil,
         secret: SecretPlan? = nil,
-        stapleHistory: StapleHistory? = nil
+        stapleHistory: StapleHistory? = nil,
+        activation: Activation = .reload
     ) {
         self.files = files
         self.validateCommand = validateCommand
@@ -51,6 +56,23 @@ public struct DeploymentPlan: Sendable {
         self.hotUpdate = hotUpdate
         self.secret = secret
         self.stapleHistory = stapleHistory
+        self.activation = activation
+    }
+}
+
+/// How a plan's files go live.
+public enum Activation: Sendable, Equatable {
+    /// Renaming files into place changes nothing served; `reloadCommand` (or the hot update) does.
+    case reload
+    /// Renaming these planned paths into place *is* the activation (a watched file that names the rest). The
+    /// engine renames every other file first (new names the vendor does not read yet), validates, and only then
+    /// renames these.
+    case rename(switching: [String])
+
+    /// The paths whose rename is the switch (empty for `.reload`).
+    public var switchPaths: Set<String> {
+        if case .rename(let paths) = self { return Set(paths) }
+        return []
     }
 }
 
@@ -199,17 +221,24 @@ public struct VerifyEndpoint: Sendable, Codable, Equatable {
     public var consecutiveMatches: Int
     /// In-band upgrade before the handshake (SMTP STARTTLS on port 25).
     public var startTLS: StartTLS
+    /// Check the new leaf as a client would: chain to a trust anchor, the SNI name, validity (see ``ClientChecks``).
+    public var clientChecks: Bool
+    /// Trust anchors for the chain check; nil: the system trust store.
+    public var trustAnchorsPEM: String?
 
-    public init(host: String, port: Int, serverName: String?, deadline: Duration = .seconds(20), consecutiveMatches: Int = 3, startTLS: StartTLS = .none) {
+    public init(host: String, port: Int, serverName: String?, deadline: Duration = .seconds(20), consecutiveMatches: Int = 3, startTLS: StartTLS = .none,
+                clientChecks: Bool = true, trustAnchorsPEM: String? = nil) {
         self.host = host
         self.port = port
         self.serverName = serverName
         self.deadline = deadline
         self.consecutiveMatches = consecutiveMatches
         self.startTLS = startTLS
+        self.clientChecks = clientChecks
+        self.trustAnchorsPEM = trustAnchorsPEM
     }
 
-    enum CodingKeys: String, CodingKey { case host, port, serverName, consecutiveMatches, startTLS }
+    enum CodingKeys: String, CodingKey { case host, port, serverName, consecutiveMatches, startTLS, clientChecks }
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         host = try container.decode(String.self, forKey: .host)
@@ -217,6 +246,8 @@ public struct VerifyEndpoint: Sendable, Codable, Equatable {
         serverName = try container.decodeIfPresent(String.self, forKey: .serverName)
         consecutiveMatches = try container.decodeIfPresent(Int.self, forKey: .consecutiveMatches) ?? 3
         startTLS = try container.decodeIfPresent(StartTLS.self, forKey: .startTLS) ?? .none
+        clientChecks = try container.decodeIfPresent(Bool.self, forKey: .clientChecks) ?? true
+        trustAnchorsPEM = nil
         deadline = .seconds(20)
     }
     public func encode(to encoder: any Encoder) throws {
@@ -226,6 +257,7 @@ public struct VerifyEndpoint: Sendable, Codable, Equatable {
         try container.encodeIfPresent(serverName, forKey: .serverName)
         try container.encode(consecutiveMatches, forKey: .consecutiveMatches)
         try container.encode(startTLS, forKey: .startTLS)
+        try container.encode(clientChecks, forKey: .clientChecks)
     }
 
     public var description: String {

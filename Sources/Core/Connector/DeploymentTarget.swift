@@ -13,6 +13,9 @@ public struct PlanContext: Sendable {
     /// True once the engine asked the responder: then a nil `staple` means none could be had (and a
     /// staple-file connector serves without one), not "not fetched yet".
     public var stapleLookedUp: Bool
+    /// The self-signed root that issued the top of the bundle's chain, found by the engine in the target's trust
+    /// anchors when the bundle has none: for vendors that verify staples up to a root (nginx). Never served.
+    public var trustedRoot: TrustedRoot?
 
     public init(targetID: String, transportHost: String? = nil, now: Date = Date(), staple: OCSPStaple? = nil, stapleLookedUp: Bool = false) {
         self.targetID = targetID
@@ -24,6 +27,17 @@ public struct PlanContext: Sendable {
 
     /// For staple-file connectors: no staple will be served because the engine found none.
     public var stapleUnavailable: Bool { stapleLookedUp && staple == nil }
+}
+
+/// A root certificate and where the engine found it ("the system trust store", "verify.caBundle").
+public struct TrustedRoot: Sendable, Equatable {
+    public var pem: String
+    public var source: String
+
+    public init(pem: String, source: String) {
+        self.pem = pem
+        self.source = source
+    }
 }
 
 /// A connector could not make a plan for this bundle and config.

@@ -50,13 +50,22 @@ public final class DeployEngine: Sendable {
 
 /// The state of one deploy as it moves through the pipeline.
 struct DeployRun {
-    let request: DeployRequest
+    /// The request as given, except that a root found in the trust anchors may be added to its bundle.
+    var request: DeployRequest
     let engine: DeployEngine
     var log: StepLog
     var connections = 0
     /// What each planned path held before we touched it (nil: it did not exist).
     var previous: [String: RemoteFile?] = [:]
     var backups: [String] = []
+    /// Live path → its backup on the target, which a rollback renames back.
+    var backupOf: [String: String] = [:]
+    /// Where this deploy's in-flight marker lives (see ``InflightMarker``).
+    var markerPath: String?
+    /// Whether the verify endpoint completed a handshake during this deploy's verify (nil: not asked yet).
+    var endpointAnswered: Bool?
+    /// Why the activation runs although no file changed (an interrupted attempt, a target serving another leaf).
+    var reactivation: String?
     /// Paths this deploy changed or removed: what a rollback restores.
     var touched: [String] = []
     var attention: [String] = []
@@ -84,12 +93,22 @@ struct DeployRun {
     mutating func prepare() async -> DeployFailure? {
         log.begin(.preflight)
         let info = request.bundle.info
-        let draft: DeploymentPlan
+        var draft: DeploymentPlan
         do {
             draft = try request.connector.plan(for: request.bundle, context: request.context)
         } catch {
             log.end(.failed, "\(error)")
             return failure(.preflight, "the connector cannot plan this deploy: \(error)")
+        }
+        if draft.stapling.mode == .vendorFetched, request.bundle.rootPEM == nil {
+            // A vendor that fetches staples verifies them up to a root (nginx `ssl_stapling_verify`): without one it
+            // never staples. Find the root where a client would: the target's verify anchors, or the system store.
+            let anchors = draft.verify?.trustAnchorsPEM
+            if let der = ClientChecks.trustAnchor(issuing: request.bundle.topOfChainDER, trustAnchorsPEM: anchors),
+               let root = CertificateBundle.rootPEM(der: der, issuing: request.bundle) {
+                request.context.trustedRoot = TrustedRoot(pem: root, source: anchors == nil ? "the system trust store" : "verify.caBundle")
+                if let replanned = try? request.connector.plan(for: request.bundle, context: request.context) { draft = replanned }
+            }
         }
         let mustStapleAllowed = request.options.allowMustStapleWithoutStapling
         if info.mustStaple, !draft.stapling.willStaple, !mustStapleAllowed {
@@ -223,8 +242,23 @@ struct DeployRun {
         var changed: [PlannedFile] = []
         var removals: [String] = []
         var keptStaple = false
+        var interrupted: InflightMarker?
         do {
             keptStaple = try await keepStapleFromHistory(host)
+            markerPath = InflightMarker.path(for: plan, targetID: target)
+            if let markerPath, let file = try await host.readFile(at: markerPath) {
+                interrupted = InflightMarker.decode(file.contents)
+                    ?? InflightMarker(targetID: target, holder: "unknown", certificateSHA256: "?", startedAt: .distantPast, entries: [], temporaries: [])
+            }
+            if let interrupted, !request.options.resumingInterruptedAttempt, interrupted.mayBeRunning(now: request.options.now()) {
+                // Not interrupted: another deploy of this target is running now (another certdeploy process or server).
+                let message = "another deploy of this target is in progress (\(interrupted.holder), started \(interrupted.startedAt.iso8601MillisecondsText), "
+                        + "certificate \(interrupted.certificateSHA256.prefix(16))…); nothing was changed. If that deploy was killed on another machine, "
+                        + "deploy again after \(interrupted.startedAt.addingTimeInterval(InflightMarker.presumedAliveFor).iso8601MillisecondsText) or remove \(markerPath ?? "the marker")"
+                log.end(.failed, message)
+                return finish(.failed, failure(.compare, message))
+            }
+
             for index in plan.files.indices {
                 let file = plan.files[index]
                 let current = try await host.readFile(at: file.path)
@@ -246,23 +280,63 @@ struct DeployRun {
                 previous[path] = .some(current)
                 if current != nil { removals.append(path) }
             }
+            if let interrupted { try await adopt(interrupted, host) }
         } catch {
             log.end(.failed, "\(error)")
             return finish(.failed, failure(.compare, "cannot read current files: \(error)"))
         }
         if request.options.force { changed = plan.files }
         let stapleNote = keptStaple ? "; the staple on the target is still fresh and is kept" : ""
-        if changed.isEmpty, removals.isEmpty {
-            log.end(.ok, "all \(plan.files.count) files already match (SHA-256 and mode); nothing to write, no reload" + stapleNote)
-            return finish(.unchanged, nil)
-        }
         var differences = changed.map(\.path)
         differences += removals.map { "\($0) (to remove)" }
-        log.end(.ok, (request.options.force ? "forced: rewriting all \(plan.files.count) files" : "\(differences.count) of \(plan.files.count + plan.removals.count) paths differ: \(differences.joined(separator: ", "))") + stapleNote)
+        var compareDetail = request.options.force
+            ? "forced: rewriting all \(plan.files.count) files"
+            : differences.isEmpty ? "all \(plan.files.count) files already match (SHA-256 and mode)"
+            : "\(differences.count) of \(plan.files.count + plan.removals.count) paths differ: \(differences.joined(separator: ", "))"
+        compareDetail += stapleNote
+
+        // Files that match are not proof that they are served: an interrupted attempt may have renamed them into
+        // place and never reloaded. Then, and whenever the target does not serve the planned leaf, activate anyway.
+        var reason: String?
+        if let interrupted {
+            reason = "resuming an interrupted attempt (a deploy of \(interrupted.certificateSHA256.prefix(16))… started "
+                + "\(interrupted.startedAt.iso8601MillisecondsText) did not finish): validating, reloading and verifying whatever the files hold"
+        } else if request.options.resumingInterruptedAttempt {
+            reason = "resuming an interrupted attempt (its worker stopped before it ended): validating, reloading and verifying whatever the files hold"
+        }
+        if changed.isEmpty, removals.isEmpty, reason == nil {
+            guard let endpoint = plan.verify else {
+                log.end(.ok, compareDetail + "; nothing to write, no reload")
+                log.skip(.verify, "unchanged (not verified: verify is off)")
+                return finish(.unchanged, nil)
+            }
+            log.end(.ok, compareDetail + "; checking that they are served")
+            log.begin(.verify)
+            switch await verify(endpoint, deadline: min(endpoint.deadline, .seconds(3))) {
+            case .success(let detail):
+                log.end(.ok, detail + "; unchanged")
+                return finish(.unchanged, nil)
+            case .failure(let mismatch):
+                reason = "files matched, but \(mismatch.served)"
+                log.end(.warning, reason! + (request.options.dryRun ? "" : ": activating again"))
+            }
+        } else {
+            log.end(.ok, compareDetail + (reason.map { "; " + $0 } ?? ""))
+        }
+        if let reason, changed.isEmpty, removals.isEmpty {
+            // Nothing to write: the switch files (if the rename is the activation) are renamed again to re-trigger it.
+            changed = plan.files.filter { plan.activation.switchPaths.contains($0.path) }
+            reactivation = reason
+        }
         touched = changed.map(\.path) + removals
+        for entry in interrupted?.entries ?? [] where !touched.contains(entry.path) { touched.append(entry.path) }
 
         if request.options.dryRun {
             dryRun = true
+            if let reactivation, changed.isEmpty {
+                log.skip(.write, "dry run: nothing to write; would validate, reload and verify again (\(reactivation))")
+                return finish(.succeeded, nil)
+            }
             log.skip(.write, "dry run: would write \(changed.map(\.path).joined(separator: ", "))"
                 + (removals.isEmpty ? "" : "; remove \(removals.joined(separator: ", "))")
                 + (plan.validateCommand.map { "; validate with `\($0)`" } ?? "")
@@ -270,52 +344,42 @@ struct DeployRun {
             return finish(.succeeded, nil)
         }
 
-        // Backup: copies beside the live files, for the operator (rollback restores from memory).
-        let stamp = Self.backupStamp(request.options.now())
-        let existing = touched.compactMap { path in previous[path].flatMap { $0 }.map { (path, $0) } }
-        if existing.isEmpty {
-            log.skip(.backup, "no existing files to back up")
-        } else {
-            log.begin(.backup)
-            do {
-                for (path, file) in existing {
-                    let backupPath = "\(path).certdeploy-bak.\(stamp)"
-                    try await host.writeFile(at: backupPath, contents: file.contents, mode: file.mode,
-                                             owner: file.ownerID.map(String.init), group: file.groupID.map(String.init))
-                    backups.append(backupPath)
-                }
-                log.end(.ok, "backed up \(backups.joined(separator: ", "))")
-            } catch {
-                log.end(.failed, "\(error)")
-                try? await host.removeFiles(backups)
-                backups = []
-                return finish(.failed, failure(.backup, "cannot write backup: \(error)"))
-            }
-        }
+        // Backup: hard links beside the live files (same inode: owner, group, mode and bytes kept without any
+        // rights to set them); a rollback renames them back.
+        if let failure = await backUp(host) { return failure }
 
-        // Write: each changed file to a temp name in its own directory, with its final mode, fsynced.
+        // Write: each changed file to a temp name in its own directory, with its final mode, fsynced. The in-flight
+        // marker goes first, so a deploy cut off from here on is known to the next one.
         log.begin(.write)
-        var moves: [FileMove] = []
+        let moves = changed.map { FileMove(from: "\($0.path).certdeploy-tmp.\(Self.randomSuffix())", to: $0.path) }
         do {
-            for file in changed {
-                let temporary = "\(file.path).certdeploy-tmp.\(Self.randomSuffix())"
-                moves.append(FileMove(from: temporary, to: file.path))
-                try await host.writeFile(at: temporary, contents: file.contents, mode: file.mode, owner: file.owner, group: file.group)
+            try await writeMarker(host, interrupted: interrupted, temporaries: moves.map(\.from))
+            for (file, move) in zip(changed, moves) {
+                try await host.writeFile(at: move.from, contents: file.contents, mode: file.mode, owner: file.owner, group: file.group)
             }
-            log.end(.ok, "wrote \(moves.count) temporary files (" + changed.map { "\($0.path) \($0.mode)" }.joined(separator: ", ") + ")")
+            FaultPoint.reached(.write)
+            log.end(.ok, moves.isEmpty ? "nothing to write" : "wrote \(moves.count) temporary files (" + changed.map { "\($0.path) \($0.mode)" }.joined(separator: ", ") + ")")
         } catch {
             log.end(.failed, "\(error)")
             try? await host.removeFiles(moves.map(\.from))
+            // Live files are untouched. A marker of an earlier interrupted attempt still speaks for them: keep it.
+            if interrupted == nil, let markerPath { try? await host.removeFiles([markerPath] + backups) }
             return finish(.failed, failure(.write, "\(error); temporary files removed, live files untouched"))
         }
 
-        // Activate: rename over the live paths (in plan order: a file that switches a set goes last),
-        // then remove what must no longer exist.
+        // Activate: rename over the live paths (in plan order), then remove what must no longer exist. Where the
+        // rename of a switch file is the activation, those wait until validate has passed.
+        let switching = plan.activation.switchPaths
+        let staged = moves.filter { !switching.contains($0.to) }
+        let switches = moves.filter { switching.contains($0.to) }
         log.begin(.activate)
         do {
-            try await host.move(moves)
+            try await host.move(staged)
             try await host.removeFiles(removals)
-            log.end(.ok, "renamed \(moves.count) files into place" + (removals.isEmpty ? "" : ", removed \(removals.joined(separator: ", "))"))
+            FaultPoint.reached(.activate)
+            log.end(.ok, (staged.isEmpty ? "no files to rename" : "renamed \(staged.count) files into place")
+                + (removals.isEmpty ? "" : ", removed \(removals.joined(separator: ", "))")
+                + (switches.isEmpty ? "" : "; \(switches.map(\.to).joined(separator: ", ")) held back until the config check passes"))
         } catch {
             log.end(.failed, "\(error)")
             try? await host.removeFiles(moves.map(\.from))
@@ -325,27 +389,134 @@ struct DeployRun {
         // Validate: the vendor's own config check, before anything is reloaded.
         if let validate = plan.validateCommand {
             log.begin(.validate, command: validate)
-            switch await runCommand(validate, on: host) {
+            let outcome = await runCommand(validate, on: host)
+            FaultPoint.reached(.validate)
+            switch outcome {
             case .success(let result) where result.exitStatus == 0:
                 log.end(.ok, "config check passed", exitStatus: 0, output: result.outputTail())
             case .success(let result):
-                log.end(.failed, "exited \(result.exitStatus)", exitStatus: result.exitStatus, output: result.outputTail())
-                return await rollBack(host, after: failure(.validate, "`\(validate)` exited \(result.exitStatus): \(result.outputTail(limit: 512))"), reload: false)
+                log.end(.failed, result.exitSummary(limit: 200), exitStatus: result.exitStatus, output: result.outputTail())
+                try? await host.removeFiles(switches.map(\.from))
+                return await rollBack(host, after: failure(.validate, "`\(validate)` \(result.exitSummary())"), reload: false)
             case .failure(let error):
                 log.end(.failed, "\(error)")
+                try? await host.removeFiles(switches.map(\.from))
                 return await rollBack(host, after: failure(.validate, "`\(validate)`: \(error)"), reload: false)
             }
         } else {
             log.skip(.validate, "connector has no validate command for this target")
         }
 
-        // Reload, or hot update through the vendor's runtime API.
-        if let hotUpdate = plan.hotUpdate {
+        // Reload: the switch rename, a hot update through the vendor's runtime API, or the reload command.
+        if let failure = await activate(host, switches: switches) { return failure }
+        FaultPoint.reached(.reload)
+
+        // Verify: the served leaf must be ours.
+        if let endpoint = plan.verify {
+            log.begin(.verify)
+            let outcome = await verify(endpoint)
+            FaultPoint.reached(.verify)
+            switch outcome {
+            case .success(let detail):
+                log.end(.ok, detail)
+            case .failure(let mismatch):
+                log.end(.failed, mismatch.message)
+                endpointAnswered = mismatch.handshakeCompleted
+                return await rollBack(host, after: failure(.verify, mismatch.message), reload: true)
+            }
+        } else {
+            log.skip(.verify, "no verify endpoint configured")
+        }
+
+        if let markerPath { try? await host.removeFiles([markerPath]) }
+        await cleanUp(host)
+        return finish(.succeeded, nil)
+    }
+
+    /// Takes over what an interrupted attempt left: its temporary files are removed, and what each path held before
+    /// that attempt (read from its backups) becomes what a rollback restores.
+    private mutating func adopt(_ marker: InflightMarker, _ host: any RemoteHost) async throws {
+        try? await host.removeFiles(marker.temporaries)
+        for entry in marker.entries {
+            guard let backup = entry.backup else {
+                previous[entry.path] = .some(nil)
+                continue
+            }
+            // A backup that is gone means the attempt never replaced that path: what is live is what was there.
+            guard let file = try await host.readFile(at: backup) else { continue }
+            previous[entry.path] = .some(file)
+            backupOf[entry.path] = backup
+            backups.append(backup)
+        }
+    }
+
+    /// Hard-links each touched live file to a backup name; a copy (owner and group set as they were) where a link
+    /// cannot be made.
+    private mutating func backUp(_ host: any RemoteHost) async -> DeploymentResult? {
+        let stamp = Self.backupStamp(request.options.now())
+        let links = touched.compactMap { path -> FileMove? in
+            guard backupOf[path] == nil, previous[path].flatMap({ $0 }) != nil else { return nil }
+            return FileMove(from: path, to: "\(path).certdeploy-bak.\(stamp)")
+        }
+        guard !links.isEmpty else {
+            log.skip(.backup, backupOf.isEmpty ? "no existing files to back up" : "the interrupted attempt's backups are kept: \(backups.joined(separator: ", "))")
+            return nil
+        }
+        log.begin(.backup)
+        var method = "hard links"
+        do {
+            do {
+                try await host.link(links)
+            } catch {
+                method = "copies (hard links failed: \(error))"
+                for link in links {
+                    guard let file = previous[link.from].flatMap({ $0 }) else { continue }
+                    try await host.writeFile(at: link.to, contents: file.contents, mode: file.mode,
+                                             owner: file.ownerID.map(String.init), group: file.groupID.map(String.init))
+                }
+            }
+        } catch {
+            log.end(.failed, "\(error)")
+            try? await host.removeFiles(links.map(\.to))
+            return finish(.failed, failure(.backup, "cannot write backup: \(error)"))
+        }
+        for link in links { backupOf[link.from] = link.to }
+        backups += links.map(\.to)
+        log.end(.ok, "backed up as \(method): \(links.map(\.to).joined(separator: ", "))")
+        return nil
+    }
+
+    /// Records the attempt on the target before anything live changes (see ``InflightMarker``).
+    private func writeMarker(_ host: any RemoteHost, interrupted: InflightMarker?, temporaries: [String]) async throws {
+        guard let markerPath else { return }
+        let entries = touched.map { InflightMarker.Entry(path: $0, backup: backupOf[$0]) }
+        let marker = InflightMarker(
+            targetID: target, certificateSHA256: request.bundle.leafSHA256, startedAt: request.options.now(),
+            entries: interrupted?.merged(with: entries) ?? entries, temporaries: temporaries)
+        try await host.writeFile(at: markerPath, contents: marker.encoded(), mode: FileMode(0o600), owner: nil, group: nil)
+    }
+
+    /// The `reload` step: makes the vendor serve the files now in place.
+    private mutating func activate(_ host: any RemoteHost, switches: [FileMove]) async -> DeploymentResult? {
+        let why = reactivation.map { " (\($0))" } ?? ""
+        if !switches.isEmpty {
+            log.begin(.reload)
+            do {
+                try await host.move(switches)
+                log.end(.ok, "switched \(switches.map(\.to).joined(separator: ", ")) into place: the vendor picks up the new set" + why)
+            } catch {
+                log.end(.failed, "\(error)")
+                try? await host.removeFiles(switches.map(\.from))
+                return await rollBack(host, after: failure(.reload, "\(error)"), reload: false)
+            }
+        } else if let hotUpdate = plan.hotUpdate {
             log.begin(.reload)
             let files = Dictionary(plan.files.map { ($0.path, $0.contents) }, uniquingKeysWith: { $1 })
-            switch await runRuntimeCommands(hotUpdate.commands(files, Set(touched)), hotUpdate, on: host) {
+            // Re-activating unchanged files sends all of them.
+            let changedPaths = reactivation != nil && touched.isEmpty ? Set(plan.files.map(\.path)) : Set(touched)
+            switch await runRuntimeCommands(hotUpdate.commands(files, changedPaths), hotUpdate, on: host) {
             case .success(let detail):
-                log.end(.ok, "hot update through the runtime API at \(hotUpdate.host):\(hotUpdate.port): \(detail)")
+                log.end(.ok, "hot update through the runtime API at \(hotUpdate.host):\(hotUpdate.port): \(detail)" + why)
             case .failure(let problem):
                 _ = await runRuntimeCommands(hotUpdate.abort, hotUpdate, on: host)
                 log.end(.failed, problem.message + "; update aborted")
@@ -355,10 +526,10 @@ struct DeployRun {
             log.begin(.reload, command: reload)
             switch await runCommand(reload, on: host) {
             case .success(let result) where result.exitStatus == 0:
-                log.end(.ok, "reloaded", exitStatus: 0, output: result.outputTail())
+                log.end(.ok, "reloaded" + why, exitStatus: 0, output: result.outputTail())
             case .success(let result):
-                log.end(.failed, "exited \(result.exitStatus)", exitStatus: result.exitStatus, output: result.outputTail())
-                return await rollBack(host, after: failure(.reload, "`\(reload)` exited \(result.exitStatus): \(result.outputTail(limit: 512))"), reload: true)
+                log.end(.failed, result.exitSummary(limit: 200), exitStatus: result.exitStatus, output: result.outputTail())
+                return await rollBack(host, after: failure(.reload, "`\(reload)` \(result.exitSummary())"), reload: true)
             case .failure(let error):
                 log.end(.failed, "\(error)")
                 return await rollBack(host, after: failure(.reload, "`\(reload)`: \(error)"), reload: true)
@@ -366,23 +537,7 @@ struct DeployRun {
         } else {
             log.skip(.reload, "connector needs no reload for this target")
         }
-
-        // Verify: the served leaf must be ours.
-        if let endpoint = plan.verify {
-            log.begin(.verify)
-            switch await verify(endpoint) {
-            case .success(let detail):
-                log.end(.ok, detail)
-            case .failure(let mismatch):
-                log.end(.failed, mismatch.message)
-                return await rollBack(host, after: failure(.verify, mismatch.message), reload: plan.reloadCommand != nil || plan.hotUpdate != nil)
-            }
-        } else {
-            log.skip(.verify, "no verify endpoint configured")
-        }
-
-        await cleanUp(host)
-        return finish(.succeeded, nil)
+        return nil
     }
 
     /// For content-named staples: when the planned staple is not on the target but a fresh one for this leaf
@@ -446,52 +601,82 @@ struct DeployRun {
         }
     }
 
-    func verify(_ endpoint: VerifyEndpoint) async -> Result<String, VerifyMismatch> {
-        let expected = request.bundle.leafSHA256
+    /// Handshakes until `consecutiveMatches` in a row serve `expecting` (the new leaf by default) or `deadline`
+    /// (the endpoint's own by default) passes. For the new leaf on a staple-file target, the served staple must be
+    /// the deployed one.
+    func verify(_ endpoint: VerifyEndpoint, expecting: String? = nil, deadline limit: Duration? = nil) async -> Result<String, VerifyMismatch> {
+        let expected = expecting ?? request.bundle.leafSHA256
+        let checkStaple = expecting == nil
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: endpoint.deadline)
+        let window = limit ?? endpoint.deadline
+        let deadline = clock.now.advanced(by: window)
         var delay = Duration.milliseconds(200)
         var matches = 0
         var attempts = 0
         var lastProblem = "no handshake completed"
         var stapled = false
+        var clientChecks: String?
+        var answered = false
         while true {
             attempts += 1
             do {
                 let seen = try await engine.probe(endpoint, requestStaple: plan.stapling.willStaple)
+                answered = true
                 if seen.leafSHA256 == expected {
-                    // A staple-file target must staple what we deployed (checked, not just present).
-                    if plan.stapling.mode == .stapleFile, let staple, let issuer = request.bundle.issuerDER {
+                    if checkStaple, endpoint.clientChecks, clientChecks == nil {
+                        // Deterministic for this leaf and chain: a client that rejects it now always will.
+                        let info = request.bundle.info
+                        let problems = ClientChecks.problems(
+                            leafDER: seen.leafDER, chainPEM: seen.chainPEM, serverName: endpoint.serverName, trustAnchorsPEM: endpoint.trustAnchorsPEM,
+                            notBefore: info.notBefore, notAfter: info.notAfter, now: request.options.now())
+                        guard problems.isEmpty else {
+                            let phrase = "the new leaf is served, but a client would reject it: " + problems.joined(separator: "; ")
+                            return .failure(VerifyMismatch(message: "\(endpoint.description): " + phrase, served: phrase))
+                        }
+                        clientChecks = "; a client's checks pass (chain to \(endpoint.trustAnchorsPEM == nil ? "the system trust store" : "verify.caBundle"), name\(endpoint.serverName.map { " " + $0 } ?? ""), validity)"
+                    }
+                    if checkStaple, let requirement = servedStapleRequirement, let issuer = request.bundle.issuerDER {
                         // Not yet: retried below like any other mismatch, until the deadline.
                         guard let served = seen.stapleDER else {
-                            throw VerifyMismatch(message: "the new leaf is served without an OCSP staple")
+                            throw VerifyMismatch(message: "the new leaf is served without an OCSP staple (\(requirement))",
+                                                 served: "the leaf was served without an OCSP staple, though \(requirement)")
                         }
                         let servedStaple = try OCSPStaple.check(der: served, leafDER: request.bundle.leafDER, issuerDER: issuer)
-                        if servedStaple.status != .good || servedStaple.thisUpdate < staple.thisUpdate {
-                            throw VerifyMismatch(message: "the served staple is \(servedStaple.summary), not the one deployed")
+                        if servedStaple.status != .good || servedStaple.problem(at: request.options.now()) != nil {
+                            throw VerifyMismatch(message: "the served staple is \(servedStaple.summary): not good and fresh",
+                                                 served: "the served staple was \(servedStaple.summary): not good and fresh")
+                        }
+                        if plan.stapling.mode == .stapleFile, let staple, servedStaple.thisUpdate < staple.thisUpdate {
+                            throw VerifyMismatch(message: "the served staple is \(servedStaple.summary), not the one deployed",
+                                                 served: "the served staple was \(servedStaple.summary), not the one deployed")
                         }
                     }
                     matches += 1
                     stapled = stapled || seen.stapleDER != nil
                     if matches >= endpoint.consecutiveMatches {
-                        var detail = "\(endpoint.description) serves the new leaf (SHA-256 \(expected.prefix(16))…) on \(matches) consecutive handshakes, \(seen.protocolVersion), \(attempts) attempts"
-                        if plan.stapling.willStaple { detail += stapled ? "; OCSP staple seen" : "; no OCSP staple yet (the vendor fetches it lazily)" }
-                        return .success(detail)
+                        var detail = "\(endpoint.description) serves the \(checkStaple ? "new" : "expected") leaf (SHA-256 \(expected.prefix(16))…) on \(matches) consecutive handshakes, \(seen.protocolVersion), \(attempts) attempts"
+                        if checkStaple, servedStapleRequirement != nil {
+                            detail += "; a good, fresh OCSP staple for this leaf is served"
+                        } else if checkStaple, plan.stapling.willStaple {
+                            detail += stapled ? "; OCSP staple seen" : "; no OCSP staple yet (the vendor fetches it lazily)"
+                        }
+                        return .success(detail + (clientChecks ?? ""))
                     }
                     try? await Task.sleep(for: .milliseconds(100))
                     continue
                 }
                 matches = 0
-                lastProblem = "served leaf SHA-256 \(seen.leafSHA256.prefix(16))…, expected \(expected.prefix(16))…"
+                lastProblem = "the served leaf was SHA-256 \(seen.leafSHA256.prefix(16))…, not \(expected.prefix(16))…"
             } catch let mismatch as VerifyMismatch {
                 matches = 0
-                lastProblem = mismatch.message
+                lastProblem = mismatch.served
             } catch {
                 matches = 0
-                lastProblem = "\(error)"
+                lastProblem = "no handshake completed (\(error))"
             }
             if clock.now.advanced(by: delay) > deadline || Task.isCancelled {
-                return .failure(VerifyMismatch(message: "\(endpoint.description) did not serve the new leaf within \(endpoint.deadline) (\(attempts) attempts): \(lastProblem)"))
+                return .failure(VerifyMismatch(message: "\(endpoint.description) did not serve the \(checkStaple ? "new" : "expected") leaf within \(window) (\(attempts) attempts): \(lastProblem)",
+                                               served: lastProblem, handshakeCompleted: answered))
             }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(2))
@@ -499,16 +684,43 @@ struct DeployRun {
     }
 
 
-    /// Puts every touched path back to what it held before (or removes it if it did not exist), then
-    /// re-activates when the vendor had already picked up the new files.
+    /// Why clients must get a staple with the new leaf, when they must: a Must-Staple leaf on a stapling target, or a
+    /// target that staples when the responder gave a good answer at deploy time (so the vendor can fetch one too).
+    var servedStapleRequirement: String? {
+        guard plan.stapling.willStaple else { return nil }
+        if request.bundle.info.mustStaple { return "the leaf is Must-Staple" }
+        if plan.stapling.mode == .stapleFile, staple != nil { return "certdeploy deployed a staple" }
+        if plan.stapling.mode == .vendorFetched, staple != nil { return "the target staples and the responder answers" }
+        return nil
+    }
+
+    /// Puts every touched path back to what it held before (renaming its backup back, or removing it if it did not
+    /// exist), re-activates when the vendor had already picked up the new files, and then checks that the target
+    /// serves the previous leaf again: a daemon that the rollback finds dead is a failed rollback, not "reloaded".
     private mutating func rollBack(_ host: any RemoteHost, after cause: DeployFailure, reload: Bool) async -> DeploymentResult {
+        guard !touched.isEmpty else {
+            // Activated again over files that already matched: there is no earlier state to go back to.
+            log.skip(.rollback, "nothing to restore: this deploy changed no file (the files on the target were already the planned ones)")
+            if let markerPath { try? await host.removeFiles([markerPath]) }
+            return finish(.failed, cause)
+        }
         log.begin(.rollback)
         var problems: [String] = []
         var restoreMoves: [FileMove] = []
         var toRemove: [String] = []
         for path in touched {
             guard let old = previous[path] else { continue }
-            if let old {
+            if let backup = backupOf[path] {
+                // A second link to the backup, renamed over the live path: atomic, and the backup stays for the operator.
+                let temporary = "\(path).certdeploy-tmp.\(Self.randomSuffix())"
+                do {
+                    try await host.link([FileMove(from: backup, to: temporary)])
+                    restoreMoves.append(FileMove(from: temporary, to: path))
+                } catch {
+                    problems.append("\(path): could not link its backup \(backup) (\(error))")
+                }
+            } else if let old {
+                // No backup on the target (nothing was linked yet): write what was read.
                 let temporary = "\(path).certdeploy-tmp.\(Self.randomSuffix())"
                 do {
                     try await host.writeFile(at: temporary, contents: old.contents, mode: old.mode,
@@ -536,25 +748,53 @@ struct DeployRun {
         if reload, let hotUpdate = plan.hotUpdate, plan.files.allSatisfy({ previous[$0.path].flatMap { $0 } != nil }) {
             // The runtime serves the new set: push the old one back the same way.
             let oldFiles = Dictionary(plan.files.compactMap { file in previous[file.path].flatMap { $0 }.map { (file.path, $0.contents) } }, uniquingKeysWith: { $1 })
-            switch await runRuntimeCommands(hotUpdate.commands(oldFiles, Set(touched)), hotUpdate, on: host) {
+            switch await runRuntimeCommands(hotUpdate.commands(oldFiles, Set(plan.files.map(\.path))), hotUpdate, on: host) {
             case .success: reactivated = " and pushed the previous certificate through the runtime API"
             case .failure(let problem): problems.append("hot update back to the previous certificate failed: \(problem.message)")
             }
         } else if reload, let command = plan.reloadCommand {
             switch await runCommand(command, on: host) {
             case .success(let result) where result.exitStatus == 0: reactivated = " and reloaded"
-            case .success(let result): problems.append("reload after restore (`\(command)`) exited \(result.exitStatus): \(result.outputTail(limit: 512))")
+            case .success(let result): problems.append("reload after restore (`\(command)`) \(result.exitSummary())")
             case .failure(let error): problems.append("reload after restore (`\(command)`) failed: \(error)")
+            }
+        }
+        var served = ""
+        var unansweredAfterRollback = false
+        if reload, problems.isEmpty, let endpoint = plan.verify, let previousLeaf = previousLeafSHA256() {
+            // A daemon that the rollback's reload left dead is an outage, not a rollback: say so.
+            switch await verify(endpoint, expecting: previousLeaf) {
+            case .success: served = "; \(endpoint.description) serves the previous leaf (SHA-256 \(previousLeaf.prefix(16))…) again"
+            case .failure(let mismatch) where mismatch.handshakeCompleted:
+                served = "; \(endpoint.description) answers, but \(mismatch.served)"
+            case .failure(let mismatch) where endpointAnswered != false:
+                problems.append("after the rollback \(endpoint.description) does not answer: \(mismatch.served)")
+            case .failure(let mismatch):
+                // It did not answer during verify either: nothing says this deploy stopped it, but nobody is served.
+                served = "; \(endpoint.description) does not answer, as during verify (\(mismatch.served)): check the service and the verify endpoint"
+                unansweredAfterRollback = true
             }
         }
         let restored = restoreMoves.map(\.to) + toRemove
         if problems.isEmpty {
-            log.end(.ok, "restored \(restored.joined(separator: ", "))" + reactivated)
+            if let markerPath { try? await host.removeFiles([markerPath]) }
+            log.end(unansweredAfterRollback ? .warning : .ok, "restored \(restored.joined(separator: ", "))" + reactivated + served)
             return finish(.rolledBack, cause)
         }
+        // The marker stays: the next deploy then knows this one did not end cleanly.
         attention = problems + backups.map { "backup: \($0)" }
-        log.end(.failed, problems.joined(separator: "; "))
+        log.end(.failed, (restored.isEmpty ? "" : "restored \(restored.joined(separator: ", "))" + reactivated + "; ") + problems.joined(separator: "; "))
         return finish(.rollbackFailed, cause)
+    }
+
+    /// The SHA-256 of the leaf the target's certificate file held before this deploy, when it had one.
+    private func previousLeafSHA256() -> String? {
+        let roles: [PlannedFile.Role] = [.certificate, .fullChain, .combined]
+        for role in roles {
+            guard let file = plan.files.first(where: { $0.role == role }), let old = previous[file.path].flatMap({ $0 }) else { continue }
+            if let der = PEMScanner.firstCertificateDER(in: old.contents) { return Checksum.sha256Hex(Data(der)) }
+        }
+        return nil
     }
 
     /// Prunes old backups (keeping `backupRetention` per file) and old generations named by the plan's rules.
@@ -610,4 +850,14 @@ struct DeployRun {
 
 struct VerifyMismatch: Error {
     var message: String
+    /// What the target served instead, as a phrase ("the served leaf was …").
+    var served: String
+    /// Whether any handshake completed (the daemon answers, with the wrong leaf or staple).
+    var handshakeCompleted: Bool
+
+    init(message: String, served: String? = nil, handshakeCompleted: Bool = true) {
+        self.message = message
+        self.served = served ?? message
+        self.handshakeCompleted = handshakeCompleted
+    }
 }

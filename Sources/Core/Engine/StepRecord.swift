@@ -110,9 +110,13 @@ public struct DeployOptions: Sendable {
     /// answer (signature and CertID for this leaf and issuer, status, freshness) instead of asking the responder,
     /// and a staple already on the target is kept only when it is at least as new as this one.
     public var staple: OCSPStaple?
+    /// This deploy repeats one that was cut off (the server re-queued it after its worker's lease expired): files
+    /// that already match are not trusted to be live, so it validates, reloads and verifies whatever it finds.
+    public var resumingInterruptedAttempt: Bool
 
     public init(force: Bool = false, dryRun: Bool = false, allowMustStapleWithoutStapling: Bool = false, backupRetention: Int = 3,
-                checkOCSP: Bool = true, now: @escaping @Sendable () -> Date = { Date() }, staple: OCSPStaple? = nil) {
+                checkOCSP: Bool = true, now: @escaping @Sendable () -> Date = { Date() }, staple: OCSPStaple? = nil,
+                resumingInterruptedAttempt: Bool = false) {
         self.force = force
         self.dryRun = dryRun
         self.allowMustStapleWithoutStapling = allowMustStapleWithoutStapling
@@ -120,5 +124,6 @@ public struct DeployOptions: Sendable {
         self.checkOCSP = checkOCSP
         self.now = now
         self.staple = staple
+        self.resumingInterruptedAttempt = resumingInterruptedAttempt
     }
 }

@@ -34,6 +34,12 @@ public struct CommandResult: Sendable {
         let tail = source.suffix(limit)
         return String(decoding: tail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
+
+    /// "exited 1: <output tail>", or "exited 1 (no output)" when the command printed nothing.
+    public func exitSummary(limit: Int = 512) -> String {
+        let tail = outputTail(limit: limit)
+        return tail.isEmpty ? "exited \(exitStatus) (no output)" : "exited \(exitStatus): \(tail)"
+    }
 }
 
 /// A name in a directory listing.
@@ -73,6 +79,10 @@ public protocol RemoteHost: Sendable {
     func writeFile(at path: String, contents: [UInt8], mode: FileMode, owner: String?, group: String?) async throws
     /// Renames each `from` over its `to`, in order; each rename is atomic.
     func move(_ moves: [FileMove]) async throws
+    /// Hard-links each existing `from` at `to` (replacing `to`), in order: a backup that keeps the inode, so owner,
+    /// group, mode and bytes stay exactly as they were without needing the rights to set them. Throws when a link
+    /// cannot be made (another filesystem, a filesystem without hard links).
+    func link(_ links: [FileMove]) async throws
     /// Removes files; a missing file is not an error.
     func removeFiles(_ paths: [String]) async throws
     /// Entries of a directory (no "." or ".."), with modification times.

@@ -9,6 +9,8 @@ public struct TLSProbeResult: Sendable {
     /// The stapled OCSP response (DER), when the server sent one.
     public var stapleDER: [UInt8]?
     public var protocolVersion: String
+    /// The certificates the server sent after the leaf (PEM), nil when none.
+    public var chainPEM: String? = nil
 }
 
 /// Why a handshake did not complete.
@@ -55,7 +57,9 @@ public struct OpenSSLTLSProber: TLSProber {
             let leaf = Array(UnsafeBufferPointer(start: leafPointer, count: raw.leaf_der_len))
             let staple = raw.ocsp_der.map { Array(UnsafeBufferPointer(start: $0, count: raw.ocsp_der_len)) }
             let version = withUnsafeBytes(of: raw.protocol) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            return TLSProbeResult(leafDER: leaf, leafSHA256: SHA256.hash(data: leaf).hexString, stapleDER: staple, protocolVersion: version)
+            let chain = raw.chain_pem.map { String(cString: $0) }
+            return TLSProbeResult(leafDER: leaf, leafSHA256: SHA256.hash(data: leaf).hexString, stapleDER: staple, protocolVersion: version,
+                                  chainPEM: chain)
         }
     }
 }

@@ -29,6 +29,9 @@ public final class DeploymentWorker: Service, Sendable {
     /// Key 0 changes on every local enqueue, finished deployment and shutdown request.
     private let wakeups = ChangeNotifier<Int>()
     private let state = NIOLockedValueBox(State())
+    /// Who holds this process's leases: the worker id (stable across restarts) and this boot's id, so a restarted
+    /// replica can tell its own dead leases from a live replica's.
+    let leaseOwner: String
 
     private struct State {
         var running = 0
@@ -46,6 +49,7 @@ public final class DeploymentWorker: Service, Sendable {
         self.engine = engine
         self.logger = logger
         self.now = now
+        self.leaseOwner = "\(configuration.workerID)/\(UUID().lowercasedText.prefix(8))"
     }
 
     /// Look for work now (called after a local enqueue).
@@ -58,7 +62,9 @@ public final class DeploymentWorker: Service, Sendable {
 
     public func run() async throws {
         state.withLockedValue { $0.started = true }
-        logger.info("deployment workers started", metadata: ["concurrency": "\(configuration.workerConcurrency)", "worker": "\(configuration.workerID)"])
+        logger.info("deployment workers started", metadata: ["concurrency": "\(configuration.workerConcurrency)", "worker": "\(leaseOwner)",
+                                                             "lease": "\(configuration.leaseDuration)"])
+        await takeBackDeadLeases()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 var lastRequeue = ContinuousClock.now - .seconds(3600)
@@ -88,7 +94,7 @@ public final class DeploymentWorker: Service, Sendable {
         guard free > 0 else { return }
         let claimed: [DeploymentRecord]
         do {
-            claimed = try await store.claimNext(owner: configuration.workerID, leaseDuration: configuration.leaseDuration, limit: free, now: now())
+            claimed = try await store.claimNext(owner: leaseOwner, leaseDuration: configuration.leaseDuration, limit: free, now: now())
         } catch {
             logger.error("cannot claim deployments: \(error)")
             return
@@ -103,6 +109,19 @@ public final class DeploymentWorker: Service, Sendable {
                 self.metrics.setRunning(self.runningCount)
                 self.wakeups.notify(0)
             }
+        }
+    }
+
+    /// Deployments an earlier boot of this worker was running when it died: their leases end now, so the requeue
+    /// that follows takes them back at once.
+    private func takeBackDeadLeases() async {
+        do {
+            let ended = try await store.expireLeases(ownerPrefix: configuration.workerID + "/", except: leaseOwner, now: now())
+            if ended > 0 {
+                logger.warning("\(ended) deployment(s) were running under an earlier start of worker \(configuration.workerID): re-queued now, not after the lease")
+            }
+        } catch {
+            logger.error("cannot take back this worker's dead leases: \(error)")
         }
     }
 
@@ -174,7 +193,7 @@ public final class DeploymentWorker: Service, Sendable {
             let retryAt = now().addingTimeInterval(Double(delay.components.seconds))
             let note = "could not connect (attempt \(deployment.attempts) of \(configuration.maxConnectAttempts)): \(result.failure?.message ?? ""); retrying at \(retryAt.formatted(.iso8601))"
             do {
-                _ = try await store.release(deploymentID: deployment.id, owner: configuration.workerID, retryAt: retryAt, note: note, now: now())
+                _ = try await store.release(deploymentID: deployment.id, owner: leaseOwner, retryAt: retryAt, note: note, now: now())
                 logger.warning("\(note)")
             } catch {
                 logger.error("cannot release deployment for retry: \(error)")
@@ -193,13 +212,38 @@ public final class DeploymentWorker: Service, Sendable {
             return
         }
         do {
-            let record = try await store.complete(deploymentID: deployment.id, owner: configuration.workerID, completion: completion, now: now())
+            let record = try await store.complete(deploymentID: deployment.id, owner: leaseOwner, completion: completion, now: now())
             metrics.recordDeployment(connector: connector, status: record.status.rawValue, duration: ContinuousClock.now - started, result: result)
             logger.info("deployment finished: \(record.status.rawValue)")
+            await recordServed(deployment, result: result, logger: logger)
         } catch {
             logger.error("cannot record the deployment's end: \(error)")
         }
         events.notify(deployment.id)
+    }
+
+    /// A deployment whose verify step proved the leaf served is the newest observation of the target: the list shows
+    /// it at once, without waiting for the next drift check.
+    private func recordServed(_ deployment: DeploymentRecord, result: DeploymentResult?, logger: Logger) async {
+        guard let result, result.outcome.isSuccess, !result.dryRun,
+              let verify = result.steps.last(where: { $0.name == .verify }), verify.outcome == .ok else { return }
+        do {
+            let was = try await store.targetStatus(targetID: deployment.targetID)?.sync
+            let detail = "verified by deployment \(deployment.id.lowercasedText): \(verify.detail ?? "")"
+            try await store.recordSyncStatus(
+                targetID: deployment.targetID,
+                TargetSyncObservation(sync: TargetSyncState.inSync.rawValue, detail: detail, servedSHA256: result.certificateSHA256,
+                                      checkedAt: verify.endedAt ?? now()))
+            // The same transition the drift check audits when it sees a problem go away.
+            let problems: Set<TargetSyncState> = [.drifted, .unreachable, .stapleMissing, .stapleStale]
+            if let was, let state = TargetSyncState(rawValue: was), problems.contains(state) {
+                _ = try await store.recordAuditEvent(NewAuditEvent(
+                    time: now(), actor: TargetWatch.remediationActor, action: "target.drift.resolved", objectType: "target",
+                    objectID: deployment.targetID.lowercasedText, outcome: TargetSyncState.inSync.rawValue, detail: "was \(was); " + detail))
+            }
+        } catch {
+            logger.warning("cannot record the verified state of the target: \(error)")
+        }
     }
 
     struct Prepared {
@@ -226,7 +270,8 @@ public final class DeploymentWorker: Service, Sendable {
             ?? DeploymentRequest.Options()
         var options = DeployOptions(
             force: requested.force ?? false, dryRun: requested.dryRun ?? false,
-            allowMustStapleWithoutStapling: requested.allowMustStapleWithoutStapling ?? false)
+            allowMustStapleWithoutStapling: requested.allowMustStapleWithoutStapling ?? false,
+            resumingInterruptedAttempt: deployment.interruptions > 0)
         if let refresh = StapleRefreshOrder(optionsJSON: deployment.optionsJSON) {
             // A staple refresh: the response the refresher fetched once for every target serving this certificate.
             options.staple = try await refresh.staple(for: deployment, bundle: bundle, store: store)
@@ -251,7 +296,7 @@ public final class DeploymentWorker: Service, Sendable {
             guard generation != lastPublished || due else { continue }
             do {
                 _ = try await store.heartbeat(
-                    deploymentID: id, owner: configuration.workerID, leaseDuration: configuration.leaseDuration,
+                    deploymentID: id, owner: leaseOwner, leaseDuration: configuration.leaseDuration,
                     stepsJSON: generation != lastPublished ? stepsJSON : nil, now: now())
                 lastPublished = generation
                 lastBeat = .now

@@ -213,6 +213,7 @@ enum OpenAPISchemas {
         case .choice: return ("choice", Schema.object(nil, [.required("_0", Schema.array(Schema.string))]))
         case .absolutePath: return ("absolutePath", noValues)
         case .fileMode: return ("fileMode", noValues)
+        case .pemCertificates: return ("pemCertificates", noValues)
         case .argv: return ("argv", noValues)
         case .stringArray: return ("stringArray", noValues)
         case .stringMap: return ("stringMap", noValues)
@@ -465,7 +466,7 @@ enum SwiftEnums {
 
     /// One value of each kind (the associated values do not matter: the schema describes their shape).
     static let configFieldKinds: [ConfigField.Kind] = [
-        .string, .integer(minimum: nil, maximum: nil), .boolean, .choice([]), .absolutePath, .fileMode, .argv,
+        .string, .integer(minimum: nil, maximum: nil), .boolean, .choice([]), .absolutePath, .fileMode, .pemCertificates, .argv,
         .stringArray, .stringMap, .object([]), .objectArray([]),
     ]
 }

@@ -38,15 +38,17 @@ enum TargetRoutes {
                 throw APIError.invalid(message.contains("cursor") ? "query:cursor" : "query:label", message)
             }
             let statuses = try await env.store.targetStatuses(targetIDs: page.items.map(\.id))
+            let lastDeployments = try await env.store.lastFinishedDeployments(targetIDs: page.items.map(\.id))
             return try JSONResponse.make(page.items.map { record in
                 var item = env.codec.listItem(record)
                 item.view = TargetWatch.decorate(item.view, status: statuses[record.id])
+                item.view.lastDeployment = lastDeployments[record.id].map(summary)
                 return item
             }, nextCursor: page.nextCursor)
         }
         router.get("/api/v1/targets/{target}") { _, context in
             let record = try await resolve(try context.parameters.require("target"), env: env)
-            let last = try await env.store.listDeployments(DeploymentFilter(targetID: record.id), limit: 1, cursor: nil).items.first
+            let last = try await env.store.lastFinishedDeployments(targetIDs: [record.id])[record.id]
             return try JSONResponse.make(TargetWatch.decorate(
                 env.codec.view(record, lastDeployment: last.map(summary)), status: try await env.store.targetStatus(targetID: record.id)))
         }
@@ -96,6 +98,11 @@ enum TargetRoutes {
     static func resolve(_ reference: String, env: APIEnvironment) async throws -> TargetRecord {
         if let id = UUID(text: reference) { return try await env.store.target(id: id) }
         return try await env.store.target(named: reference)
+    }
+
+    static func summary(_ deployment: FinishedDeploymentSummary) -> DeploymentSummary {
+        DeploymentSummary(id: deployment.id, status: deployment.status.rawValue, certificate: deployment.certificateName,
+                          certificateVersion: deployment.certificateVersion, finishedAt: deployment.finishedAt)
     }
 
     static func summary(_ deployment: DeploymentRecord) -> DeploymentSummary {

@@ -88,7 +88,7 @@ struct TargetTester {
                 let result = try await host.run(validate.argv, timeout: .seconds(Int64(ssh.commandTimeoutSeconds)))
                 checks.append(.init(
                     name: "validate", ok: result.exitStatus == 0,
-                    detail: "\(validate) exited \(result.exitStatus)" + (result.exitStatus == 0 ? "" : ": \(result.outputTail(limit: 500))")))
+                    detail: "\(validate) " + (result.exitStatus == 0 ? "exited 0" : result.exitSummary(limit: 500))))
             } catch {
                 checks.append(.init(name: "validate", ok: false, detail: "\(validate): \(error)"))
             }
