@@ -18,8 +18,11 @@ final class NginxFixture {
     let certificatePath: String
     let keyPath: String
     let snippetPath: String
+    /// Where nginx listens: loopback, or the namespace's address.
+    let verifyHost: String
 
-    init(sshOptions: SSHServer.Options = .init(), ca: TestCertificateAuthority? = nil) throws {
+    /// With `namespace`, nginx runs inside it and listens on its address only (sshd stays on loopback).
+    init(sshOptions: SSHServer.Options = .init(), ca: TestCertificateAuthority? = nil, namespace: TestNetworkNamespace? = nil) throws {
         try Services.require(["sshd", "nginx", "ssh-keygen"])
         directory = try TemporaryDirectory(prefix: "certdeploy-nginx")
         self.ca = try ca ?? TestCertificateAuthority()
@@ -31,7 +34,9 @@ final class NginxFixture {
         _ = try directory.write("tls/example.pem", oldLeaf.certificatePEM, mode: 0o644)
         _ = try directory.write("tls/example.key", oldLeaf.privateKeyPKCS8PEM, mode: 0o600)
         _ = try directory.write("tls/certdeploy.conf", "ssl_certificate \(certificatePath);\nssl_certificate_key \(keyPath);\n", mode: 0o644)
-        nginx = try NginxServer.start(certificatePath: certificatePath, keyPath: keyPath, includeSnippetPath: snippetPath, in: directory)
+        nginx = try NginxServer.start(certificatePath: certificatePath, keyPath: keyPath, includeSnippetPath: snippetPath, in: directory,
+                                      listenAddress: namespace?.namespaceAddress ?? "127.0.0.1", namespace: namespace)
+        verifyHost = namespace?.namespaceAddress ?? "127.0.0.1"
         sshd = try SSHServer.start(options: sshOptions)
         userKey = try SSHServer.generateUserKey(type: "ed25519", in: directory)
         try sshd.authorize(userKey)
@@ -50,7 +55,7 @@ final class NginxFixture {
 
     /// The nginx connector config for this fixture, with overrides merged in.
     func config(_ overrides: [String: JSONValue] = [:], verify: [String: JSONValue] = [:]) -> JSONValue {
-        var verifyObject: [String: JSONValue] = ["host": .string("127.0.0.1"), "port": .number(Double(nginx.port)), "serverName": .string("example.test"), "timeoutSeconds": .number(5)]
+        var verifyObject: [String: JSONValue] = ["host": .string(verifyHost), "port": .number(Double(nginx.port)), "serverName": .string("example.test"), "timeoutSeconds": .number(5)]
         verifyObject.merge(verify) { $1 }
         var object: [String: JSONValue] = [
             "certificatePath": .string(certificatePath),
@@ -85,7 +90,7 @@ final class NginxFixture {
 
     /// SHA-256 of the leaf nginx serves for SNI example.test once it has settled (see ``servedAfterSettling``).
     func servedLeaf(expecting expected: String? = nil) async throws -> String {
-        try await servedAfterSettling(port: nginx.port, expecting: expected, timeout: .seconds(5)).leafSHA256
+        try await servedAfterSettling(port: nginx.port, expecting: expected, timeout: .seconds(5), host: verifyHost).leafSHA256
     }
 
     /// Files in the TLS directory other than the live ones (temps, backups).

@@ -24,7 +24,7 @@ public enum FreePort {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("FreePort: socket failed: \(errnoString())") }
         defer { close(fd) }
-        var addr = loopback(port: 0)
+        var addr = address("127.0.0.1", port: 0)
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -41,11 +41,11 @@ public enum FreePort {
     }
 
     /// True when a TCP connect to 127.0.0.1:`port` succeeds right now.
-    public static func isListening(port: UInt16) -> Bool {
+    public static func isListening(port: UInt16, host: String = "127.0.0.1") -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var addr = loopback(port: port)
+        var addr = address(host, port: port)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -57,21 +57,21 @@ public enum FreePort {
     /// Connects to 127.0.0.1:`port` every 10 ms until it succeeds; throws after `timeout` seconds.
     /// Note: this opens and closes a bare TCP connection (fine for sshd and nginx; do not use it
     /// on `openssl ocsp`, which spins on an empty connection).
-    public static func waitUntilListening(port: UInt16, timeout: TimeInterval) throws {
+    public static func waitUntilListening(port: UInt16, host: String = "127.0.0.1", timeout: TimeInterval) throws {
         let deadline = Date().addingTimeInterval(timeout)
-        while !isListening(port: port) {
+        while !isListening(port: port, host: host) {
             if Date() >= deadline {
-                throw HarnessError("nothing listening on 127.0.0.1:\(port) after \(timeout)s")
+                throw HarnessError("nothing listening on \(host):\(port) after \(timeout)s")
             }
             usleep(10_000)
         }
     }
 
-    private static func loopback(port: UInt16) -> sockaddr_in {
+    private static func address(_ host: String, port: UInt16) -> sockaddr_in {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(host)
         return addr
     }
 }

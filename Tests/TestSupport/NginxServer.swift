@@ -60,7 +60,9 @@ public final class NginxServer: Sendable {
         keyPath: String,
         includeSnippetPath: String?,
         serverName: String = "example.test",
-        in dir: TemporaryDirectory? = nil
+        in dir: TemporaryDirectory? = nil,
+        listenAddress: String = "127.0.0.1",
+        namespace: TestNetworkNamespace? = nil
     ) throws -> NginxServer {
         try Services.require([nginxPath])
         let dir = try dir ?? TemporaryDirectory(prefix: "certdeploy-nginx")
@@ -99,7 +101,7 @@ public final class NginxServer: Sendable {
                     scgi_temp_path \(temp)/scgi;
 
                     server {
-                        listen 127.0.0.1:\(port) ssl;
+                        listen \(listenAddress):\(port) ssl;
                         server_name \(serverName);
                 \(tlsLines)
                         location / {
@@ -112,7 +114,9 @@ public final class NginxServer: Sendable {
             let confPath = try dir.write("nginx.conf", conf, mode: 0o644)
             unlink(pidFile)
 
-            let started = try ProcessRunner.run(nginxPath, ["-c", confPath, "-e", errorLog], timeout: 30)
+            // In a namespace, the master (and so every worker it forks) lives there; signals still reach it by PID.
+            let started = try namespace.map { try $0.run(nginxPath, ["-c", confPath, "-e", errorLog]) }
+                ?? ProcessRunner.run(nginxPath, ["-c", confPath, "-e", errorLog], timeout: 30)
             if started.status != 0 {
                 let logText = readTextFile(errorLog)
                 let error = "nginx exited \(started.status): \(started.stderr)\nerror log:\n\(logText)"
@@ -121,7 +125,11 @@ public final class NginxServer: Sendable {
             }
             // nginx binds before it daemonizes and writes the pid file once the master runs.
             let pid = try waitForPIDFile(pidFile, timeout: 10, log: errorLog)
-            try waitUntilListening([port], daemon: "nginx", pid: pid)
+            if namespace == nil {
+                try waitUntilListening([port], daemon: "nginx", pid: pid)
+            } else {
+                try FreePort.waitUntilListening(port: port, host: listenAddress, timeout: 10)
+            }
             return .started(NginxServer(
                 port: port, serverName: serverName, directory: dir, confPath: confPath,
                 errorLogPath: errorLog, pidPath: pidFile, includeSnippetPath: includeSnippetPath,

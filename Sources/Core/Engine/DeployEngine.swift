@@ -253,8 +253,8 @@ struct DeployRun {
             if let interrupted, !request.options.resumingInterruptedAttempt, interrupted.mayBeRunning(now: request.options.now()) {
                 // Not interrupted: another deploy of this target is running now (another certdeploy process or server).
                 let message = "another deploy of this target is in progress (\(interrupted.holder), started \(interrupted.startedAt.iso8601MillisecondsText), "
-                        + "certificate \(interrupted.certificateSHA256.prefix(16))…); nothing was changed. If that deploy was killed on another machine, "
-                        + "deploy again after \(interrupted.startedAt.addingTimeInterval(InflightMarker.presumedAliveFor).iso8601MillisecondsText) or remove \(markerPath ?? "the marker")"
+                    + "certificate \(interrupted.certificateSHA256.prefix(16))…); nothing was changed. If that deploy was killed on another machine, "
+                    + "deploy again after \(interrupted.startedAt.addingTimeInterval(InflightMarker.presumedAliveFor).iso8601MillisecondsText) or remove \(markerPath ?? "the marker")"
                 log.end(.failed, message)
                 return finish(.failed, failure(.compare, message))
             }
@@ -317,8 +317,9 @@ struct DeployRun {
                 log.end(.ok, detail + "; unchanged")
                 return finish(.unchanged, nil)
             case .failure(let mismatch):
-                reason = "files matched, but \(mismatch.served)"
-                log.end(.warning, reason! + (request.options.dryRun ? "" : ": activating again"))
+                let why = "files matched, but \(mismatch.served)"
+                reason = why
+                log.end(.warning, why + (request.options.dryRun ? "" : ": activating again"))
             }
         } else {
             log.end(.ok, compareDetail + (reason.map { "; " + $0 } ?? ""))
@@ -436,7 +437,7 @@ struct DeployRun {
     /// Takes over what an interrupted attempt left: its temporary files are removed, and what each path held before
     /// that attempt (read from its backups) becomes what a rollback restores.
     private mutating func adopt(_ marker: InflightMarker, _ host: any RemoteHost) async throws {
-        try? await host.removeFiles(marker.temporaries)
+        if !request.options.dryRun { try? await host.removeFiles(marker.temporaries) }
         for entry in marker.entries {
             guard let backup = entry.backup else {
                 previous[entry.path] = .some(nil)

@@ -33,7 +33,24 @@ enum OpenAPIPaths {
         /// Error statuses beyond those the operation's shape implies: 429 always; 401 with a key, 403 for admin;
         /// 422 for a query parameter; 404 for a path parameter (400 too for a UUID one); 400/413/415/422 for a body.
         var errors: [Status] = []
+        /// OpenAPI links from the first success response: which operations take the object it returns (so a
+        /// stateful client, schemathesis' stateful phase among them, walks real objects instead of made-up ids).
+        var links: [Link] = []
     }
+
+    /// An OpenAPI link: `operationId`, with each of `parameters` taken from the response (a runtime expression).
+    struct Link {
+        var name: String
+        var operationId: String
+        var parameters: [(String, String)]
+    }
+
+    /// Links from a response carrying a target (`id`) to everything done with one target.
+    static let targetLinks: [Link] = [
+        ("GetTarget", "getTarget"), ("ReplaceTarget", "replaceTarget"), ("TestTarget", "testTarget"),
+        ("GetTargetStaplingConfig", "getTargetStaplingConfig"), ("VerifyTarget", "verifyTarget"), ("DeleteTarget", "deleteTarget"),
+    ].map { Link(name: $0.0, operationId: $0.1, parameters: [("target", "$response.body#/id")]) }
+        + [Link(name: "ListTargetDeployments", operationId: "listDeployments", parameters: [("target", "$response.body#/id")])]
 
     // MARK: - Routes
 
@@ -78,7 +95,9 @@ enum OpenAPIPaths {
                       verify; a problem is 422 naming it. The private key is stored encrypted and never returned.
                       """,
                   access: .admin, body: "CertificateUpload",
-                  success: [("201", json("CertificateVersionView", "The new version."))]),
+                  success: [("201", json("CertificateVersionView", "The new version."))],
+                  links: [("GetCertificate", "getCertificate"), ("ListCertificateDeployments", "listDeployments"), ("DeleteCertificate", "deleteCertificate")]
+                      .map { Link(name: $0.0, operationId: $0.1, parameters: [($0.1 == "listDeployments" ? "certificate" : "name", "$response.body#/name")]) }),
         Operation(method: "get", path: "/api/v1/certificates", id: "listCertificates", tag: "certificates",
                   summary: "List certificates, ordered by name.",
                   parameters: [Param.namePrefix.ref, Param.limit.ref, Param.cursor.ref],
@@ -100,7 +119,7 @@ enum OpenAPIPaths {
                       the transport's; every bad field is named in `errors` (422). 409 when the name is taken.
                       """,
                   access: .admin, body: "TargetInput",
-                  success: [("201", json("TargetView", "The target, secrets redacted."))], errors: [.conflict]),
+                  success: [("201", json("TargetView", "The target, secrets redacted."))], errors: [.conflict], links: targetLinks),
         Operation(method: "get", path: "/api/v1/targets", id: "listTargets", tag: "targets",
                   summary: "List targets, ordered by name.",
                   parameters: [
@@ -153,7 +172,9 @@ enum OpenAPIPaths {
                       deployment with `GET /api/v1/deployments/{id}/events`.
                       """,
                   body: "DeploymentRequest",
-                  success: [("202", json("DeploymentList", "The queued deployments, one per target."))]),
+                  success: [("202", json("DeploymentList", "The queued deployments, one per target."))],
+                  links: [("GetDeployment", "getDeployment"), ("CancelDeployment", "cancelDeployment"), ("StreamDeploymentEvents", "streamDeploymentEvents")]
+                      .map { Link(name: $0.0, operationId: $0.1, parameters: [("id", "$response.body#/items/0/id")]) }),
         Operation(method: "get", path: "/api/v1/deployments", id: "listDeployments", tag: "deployments",
                   summary: "List deployments, newest first.",
                   parameters: [
@@ -181,7 +202,8 @@ enum OpenAPIPaths {
                       stream. If the deployment can no longer be read, `event: error` (data: `{"detail": …}`) ends the stream instead.
                       """,
                   parameters: [Param.deploymentID.ref],
-                  success: [("200", text("text/event-stream", "The event stream."))]),
+                  success: [("200", ["description": "The event stream; its schema describes one event.",
+                                     "content": ["text/event-stream": ["schema": Schema.ref("DeploymentEvent")]]])]),
     ]
 
     static let audit: [Operation] = [
@@ -228,7 +250,14 @@ enum OpenAPIPaths {
             members.append(("requestBody", ["required": true, "content": ["application/json": ["schema": Schema.ref(body)]]]))
         }
         let errors = errorStatuses(of: operation).map { (String($0.rawValue), $0.ref) }
-        let responses = (operation.success + errors).sorted { Int($0.0)! < Int($1.0)! }
+        var success = operation.success
+        if !operation.links.isEmpty, let first = success.first {
+            let links = SpecValue.object(operation.links.map { link in
+                (link.name, ["operationId": .string(link.operationId), "parameters": .object(link.parameters.map { ($0.0, .string($0.1)) })])
+            })
+            success[0] = (first.0, first.1.adding([("links", links)]))
+        }
+        let responses = (success + errors).sorted { Int($0.0)! < Int($1.0)! }
         members.append(("responses", .object(responses)))
         return .object(members)
     }

@@ -58,6 +58,7 @@ enum OpenAPISchemas {
             ("StepOutcome", stepOutcome),
             ("DeployFailure", deployFailure),
             ("DeploymentList", list(of: "DeploymentView")),
+            ("DeploymentEvent", deploymentEvent),
             // Audit
             ("AuditEventView", auditEventView),
             ("AuditEventList", list(of: "AuditEventView")),
@@ -438,6 +439,16 @@ enum OpenAPISchemas {
     // MARK: - Lists
 
     /// `ListResponse<Item>`.
+    /// One Server-Sent Event of `GET /api/v1/deployments/{id}/events` (in OpenAPI 3.1 an event stream's `schema`
+    /// describes each event).
+    static let deploymentEvent = Schema.object("One event of the stream: its name and its data, a JSON text.", [
+        .optional("event", Schema.enumeration([DeploymentEventName.step, DeploymentEventName.status, DeploymentEventName.end, "error"]),
+                  "`step`: a `StepRecord`; `status`: a `DeploymentView`, on every status change; `end`: the final `DeploymentView`; `error`: `{\"detail\": …}`."),
+        .required("data", Schema.string.adding([("contentMediaType", "application/json")]), "The event's JSON."),
+        .optional("id", Schema.string),
+        .optional("retry", Schema.integer),
+    ])
+
     static func list(of item: String) -> SpecValue {
         Schema.object("One page. Pass `nextCursor` as `cursor` to get the next page; it is absent on the last page.", [
             .required("items", Schema.array(Schema.ref(item))),
