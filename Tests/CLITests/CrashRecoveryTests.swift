@@ -202,6 +202,48 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertEqual(try markers(site), [])
     }
 
+    /// sshd's session process killed in the middle of an upload (the debug build holds the deploy after its first
+    /// temporary file): `failed` at `write` with the live files untouched and the old leaf served; what could not be
+    /// cleaned up over the dead session (a temporary file, the marker) is named in the marker, and the next run
+    /// removes it and ends with the new leaf served.
+    func testSSHDKilledMidUploadLeavesTheLiveFilesAndTheNextRunCleansUp() async throws {
+        let site = try NginxSite()
+        let target = try targetFile(site)
+        let leaf = try site.ca.issueLeaf()
+        let files = try bundleFiles(leaf, site)
+        let before = try [site.certificatePath, site.keyPath, site.snippetPath].map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        let binary = DeployCommandTests.binary
+        let running = Task.detached {
+            try ProcessRunner.run(binary, ["deploy", "--config", target, "--cert", files.cert, "--key", files.key, "--output", "json"],
+                                  environment: ["CERTDEPLOY_TEST_HOLD_MID_WRITE": "3"], timeout: 120)
+        }
+        func temporaries() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: site.directory.file("tls")).filter { $0.contains(".certdeploy-tmp.") }
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try temporaries().isEmpty {
+            guard ContinuousClock.now < deadline else { throw HarnessError("the deploy never wrote a temporary file") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        for session in ProcessRunner.children(of: site.sshd.pid) { kill(session, SIGKILL) }
+
+        let cut = try JSONDecoder.iso8601.decode(DeploymentResult.self, from: Data(try await running.value.stdout.utf8))
+        XCTAssertEqual(cut.outcome, .failed, "\(cut.steps)")
+        XCTAssertEqual(cut.failure?.step, .write)
+        let after = try [site.certificatePath, site.keyPath, site.snippetPath].map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        XCTAssertEqual(after, before, "the live files are untouched")
+        let servedOld = try await site.served(expecting: site.oldLeaf.sha256Hex)
+        XCTAssertEqual(servedOld, site.oldLeaf.sha256Hex)
+        XCTAssertFalse(try temporaries().isEmpty, "nothing could be removed over the dead session")
+
+        let again = try JSONDecoder.iso8601.decode(DeploymentResult.self, from: Data(try deploy(target, files).stdout.utf8))
+        XCTAssertEqual(again.outcome, .succeeded, "\(again.steps)")
+        XCTAssertEqual(try temporaries(), [], "the next run removed what the cut one left")
+        XCTAssertEqual(try markers(site), [])
+        let served = try await site.served(expecting: leaf.sha256Hex)
+        XCTAssertEqual(served, leaf.sha256Hex)
+    }
+
     // MARK: The server
 
     /// A `certdeploy serve` process on `port` with data in `data`; `killAfter` arms the fault hook.

@@ -355,8 +355,9 @@ struct DeployRun {
         let moves = changed.map { FileMove(from: "\($0.path).certdeploy-tmp.\(Self.randomSuffix())", to: $0.path) }
         do {
             try await writeMarker(host, interrupted: interrupted, temporaries: moves.map(\.from))
-            for (file, move) in zip(changed, moves) {
+            for (index, (file, move)) in zip(changed, moves).enumerated() {
                 try await host.writeFile(at: move.from, contents: file.contents, mode: file.mode, owner: file.owner, group: file.group)
+                if index == 0, moves.count > 1 { await FaultPoint.midWrite() }
             }
             FaultPoint.reached(.write)
             log.end(.ok, moves.isEmpty ? "nothing to write" : "wrote \(moves.count) temporary files (" + changed.map { "\($0.path) \($0.mode)" }.joined(separator: ", ") + ")")
