@@ -96,6 +96,57 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertNil(unchanged.steps.first { $0.name == .reload })
     }
 
+    /// SIGKILL *during* validate, reload and verify (the moment taken from a flag the remote command touches): the
+    /// target serves exactly the old leaf (killed before the reload ran) or the new one (killed in verify), and the
+    /// next run resumes and ends with the new leaf served.
+    func testDirectDeployKilledDuringValidateReloadOrVerifyIsFinishedByTheNextRun() async throws {
+        let site = try NginxSite()
+        let validate = site.nginx.validateCommand.joined(separator: " ")
+        let reload = site.nginx.reloadCommand.joined(separator: " ")
+        var live = site.oldLeaf
+        for point in ["validate", "reload", "verify"] {
+            let flag = directory.file("in-\(point)")
+            var config: [String: JSONValue] = [:]
+            func shell(_ script: String) -> JSONValue { .array([.string("/bin/sh"), .string("-c"), .string(script)]) }
+            switch point {
+            case "validate": config["validateCommand"] = shell("touch \(flag); sleep 5; exec \(validate)")
+            case "reload": config["reloadCommand"] = shell("touch \(flag); sleep 5; exec \(reload)")
+            default:
+                // Twenty handshakes in a row must match: verify runs for a couple of seconds after the reload.
+                config["reloadCommand"] = shell("\(reload) && touch \(flag)")
+                config["verify"] = .object(["host": .string("127.0.0.1"), "port": .number(Double(site.nginx.port)), "serverName": .string("example.test"),
+                                            "consecutiveMatches": .number(20), "timeoutSeconds": .number(20)])
+            }
+            let target = try targetFile(site, config: config)
+            let leaf = try site.ca.issueLeaf()
+            let files = try bundleFiles(leaf, site)
+            let pid = try ProcessRunner.spawnBackground(DeployCommandTests.binary, ["deploy", "--config", target, "--cert", files.cert, "--key", files.key])
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !FileManager.default.fileExists(atPath: flag) {
+                guard ContinuousClock.now < deadline else { throw HarnessError("the deploy never reached \(point)") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(point == "verify" ? 500 : 200))
+            kill(pid, SIGKILL)
+            var raw: Int32 = 0
+            _ = waitpid(pid, &raw, 0)
+            XCTAssertEqual(raw & 0x7f, SIGKILL, "killed during \(point)")
+            XCTAssertEqual(try markers(site).count, 1, "during \(point)")
+            let expected = point == "verify" ? leaf.sha256Hex : live.sha256Hex
+            let servedNow = try await site.served(expecting: expected)
+            XCTAssertEqual(servedNow, expected, "exactly the old or the new leaf after a kill during \(point)")
+
+            // The next run (the remote sleep of the killed one may still be running: it only touches the flag).
+            let again = try JSONDecoder.iso8601.decode(DeploymentResult.self, from: Data(try deploy(try targetFile(site), files).stdout.utf8))
+            XCTAssertEqual(again.outcome, .succeeded, "after a kill during \(point): \(again.steps)")
+            XCTAssertTrue(again.steps.first { $0.name == .compare }?.detail?.contains("resuming an interrupted attempt") ?? false)
+            let served = try await site.served(expecting: leaf.sha256Hex)
+            XCTAssertEqual(served, leaf.sha256Hex, "after a kill during \(point)")
+            XCTAssertEqual(try markers(site), [])
+            live = leaf
+        }
+    }
+
     /// The first paragraph's case without the marker: files renamed into place, reload never ran (the marker lost
     /// too, as after a restore of the target's directory). Files match; the verify of the unchanged path sees the
     /// old leaf served, and the engine reloads.
