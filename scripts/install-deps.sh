@@ -12,7 +12,7 @@ case "$profile" in
 esac
 
 run_pkgs=(libssh2-1-dev libssl-dev pkg-config openssh-client)
-test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy python3-venv postfix postgresql)
+test_pkgs=(openssh-server nginx openssl sudo apache2 haproxy python3-venv postfix postgresql iproute2 curl)
 
 wanted=("${run_pkgs[@]}")
 if [ "$profile" = test ]; then

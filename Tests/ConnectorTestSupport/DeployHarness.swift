@@ -82,12 +82,13 @@ public final class DeployHarness: Sendable {
         try await servedAfterSettling(port: port, expecting: expected, requireStaple: requireStaple, serverName: serverName)
     }
 
-    /// A good staple for `leaf` from this harness's responder, as certdeploy would fetch it.
-    public func fetchStaple(_ leaf: TestIssuedCertificate) throws -> OCSPStaple {
+    /// A good staple for `leaf` from this harness's CA, as certdeploy would fetch it, valid for `validityMinutes`
+    /// (one day when nil).
+    public func fetchStaple(_ leaf: TestIssuedCertificate, validityMinutes: Int? = nil) throws -> OCSPStaple {
         let request = directory.file("req-\(UUID().uuidString).der")
         let response = directory.file("resp-\(UUID().uuidString).der")
         try ProcessRunner.runChecked("/usr/bin/openssl", ["ocsp", "-issuer", caFiles.intermediate, "-cert", directory.write("leaf-\(UUID().uuidString).pem", leaf.certificatePEM), "-no_nonce", "-reqout", request])
-        try ProcessRunner.runChecked("/usr/bin/openssl", ["ocsp", "-index", caFiles.index, "-rsigner", caFiles.ocspCert, "-rkey", caFiles.ocspKey, "-CA", caFiles.intermediate, "-reqin", request, "-respout", response, "-ndays", "1"])
+        try ProcessRunner.runChecked("/usr/bin/openssl", ["ocsp", "-index", caFiles.index, "-rsigner", caFiles.ocspCert, "-rkey", caFiles.ocspKey, "-CA", caFiles.intermediate, "-reqin", request, "-respout", response] + (validityMinutes.map { ["-nmin", String($0)] } ?? ["-ndays", "1"]))
         let der = try Array(Data(contentsOf: URL(fileURLWithPath: response)))
         return try OCSPStaple.check(der: der, leafDER: leaf.derBytes, issuerDER: ca.intermediate.derBytes)
     }

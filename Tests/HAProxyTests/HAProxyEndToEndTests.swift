@@ -94,6 +94,36 @@ final class HAProxyEndToEndTests: XCTestCase {
         XCTAssertEqual(forced.staple?.der, result.staple?.der)
     }
 
+    /// The client's-eye verify on the unchanged path, for an expired staple: HAProxy (hot update) still serves a
+    /// ten-minute response from memory while the file on the target already holds a fresh one. At the engine's clock,
+    /// twenty minutes on, the served staple has expired: the files match, but verify sees it, the engine pushes the
+    /// files through the Runtime API again, and the fresh staple is served.
+    func testAnExpiredServedStapleIsCaughtAndReplacedAlthoughTheFilesMatch() async throws {
+        let fixture = try Fixture()
+        let leaf = try fixture.harness.issueLeaf()
+        var first = DeployOptions()
+        first.staple = try fixture.harness.fetchStaple(leaf, validityMinutes: 10)
+        let deployed = try await fixture.harness.deploy(HAProxyConnector.self, config: fixture.hotUpdate, leaf: leaf, options: first)
+        XCTAssertEqual(deployed.outcome, .succeeded, "\(String(describing: deployed.failure)) \(deployed.steps)")
+        let short = try fixture.harness.checkStaple(try await fixture.harness.served(port: fixture.haproxy.port, expecting: leaf.sha256Hex, requireStaple: true), for: leaf)
+        XCTAssertEqual(short.thisUpdate, first.staple?.thisUpdate)
+
+        // A fresh response lands in the file behind HAProxy's back; HAProxy keeps serving the short one.
+        try await Task.sleep(for: .milliseconds(1100))  // OCSP times have one-second resolution
+        let fresh = try fixture.harness.fetchStaple(leaf)
+        try Data(fresh.der).write(to: URL(fileURLWithPath: fixture.pemPath + ".ocsp"))
+        var second = DeployOptions(now: { Date().addingTimeInterval(20 * 60) })
+        second.staple = fresh
+        let result = try await fixture.harness.deploy(HAProxyConnector.self, config: fixture.hotUpdate, leaf: leaf, options: second)
+        XCTAssertEqual(result.outcome, .succeeded, "\(String(describing: result.failure)) \(result.steps)")
+        let check = try XCTUnwrap(result.steps.first { $0.name == .verify && $0.outcome == .warning }, "\(result.steps)")
+        XCTAssertTrue(check.detail?.contains("files matched, but the served staple was") ?? false, check.detail ?? "")
+        XCTAssertTrue(check.detail?.contains("not good and fresh") ?? false, check.detail ?? "")
+        XCTAssertEqual(step(result, .reload)?.outcome, .ok)
+        let served = try fixture.harness.checkStaple(try await fixture.harness.served(port: fixture.haproxy.port, expecting: leaf.sha256Hex, requireStaple: true), for: leaf)
+        XCTAssertEqual(served.thisUpdate, fresh.thisUpdate, "HAProxy now staples the fresh response")
+    }
+
     func testHotUpdateKeepsOpenConnectionsAndServesNewLeafWithStaple() async throws {
         let fixture = try Fixture()
         // A client holds a keep-alive TLS connection open across the update, then uses it again.

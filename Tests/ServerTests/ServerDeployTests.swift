@@ -87,6 +87,8 @@ class ServerDeployTests: XCTestCase {
         XCTAssertEqual(final.attempts, 1, "a validate failure is never retried")
         let served = try await site.served(expecting: site.oldLeaf.sha256Hex)
         XCTAssertEqual(served, site.oldLeaf.sha256Hex)
+        let metrics = try await server.request(.GET, "/metrics").text
+        XCTAssertTrue(metrics.contains(#"certdeploy_rollbacks_total{connector="nginx",outcome="restored"} 1"#), metrics)
     }
 
     func testConnectionErrorsAreRetriedWithBackoffThenFinal() async throws {

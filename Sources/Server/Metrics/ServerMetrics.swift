@@ -37,10 +37,16 @@ public final class ServerMetrics: Sendable {
             labels: [("connector", connector)], buckets: Self.durationBuckets
         ).record(duration)
         guard let result else { return }
-        if result.steps.contains(where: { $0.name == .rollback }) {
+        if let rollback = result.steps.last(where: { $0.name == .rollback }), rollback.outcome != .skipped {
+            // `not_answering`: restored, but the target answered no handshake afterwards (nor during verify).
+            let outcome = switch rollback.outcome {
+            case .ok: "restored"
+            case .warning: "not_answering"
+            default: "failed"
+            }
             registry.makeCounter(
-                descriptor: Self.name("rollbacks", unit: "total", help: "Deployments that rolled a target back, by connector."),
-                labels: [("connector", connector)]
+                descriptor: Self.name("rollbacks", unit: "total", help: "Deployments that rolled a target back, by connector and how the rollback ended."),
+                labels: [("connector", connector), ("outcome", outcome)]
             ).increment()
         }
         if let connect = result.steps.first(where: { $0.name == .connect && $0.outcome == .ok }), let end = connect.endedAt {
