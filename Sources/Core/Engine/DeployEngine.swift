@@ -710,17 +710,15 @@ struct DeployRun {
         var problems: [String] = []
         var restoreMoves: [FileMove] = []
         var toRemove: [String] = []
+        // A second link to each backup, renamed over the live path: atomic, and the backup stays for the operator.
+        var relinks: [FileMove] = []
+        var relinkedMoves: [FileMove] = []
         for path in touched {
             guard let old = previous[path] else { continue }
             if let backup = backupOf[path] {
-                // A second link to the backup, renamed over the live path: atomic, and the backup stays for the operator.
                 let temporary = "\(path).certdeploy-tmp.\(Self.randomSuffix())"
-                do {
-                    try await host.link([FileMove(from: backup, to: temporary)])
-                    restoreMoves.append(FileMove(from: temporary, to: path))
-                } catch {
-                    problems.append("\(path): could not link its backup \(backup) (\(error))")
-                }
+                relinks.append(FileMove(from: backup, to: temporary))
+                relinkedMoves.append(FileMove(from: temporary, to: path))
             } else if let old {
                 // No backup on the target (nothing was linked yet): write what was read.
                 let temporary = "\(path).certdeploy-tmp.\(Self.randomSuffix())"
@@ -734,6 +732,13 @@ struct DeployRun {
             } else {
                 toRemove.append(path)
             }
+        }
+        do {
+            try await host.link(relinks)
+            restoreMoves += relinkedMoves
+        } catch {
+            problems.append("could not link the backups \(relinks.map(\.from).joined(separator: ", ")) for the restore (\(error))")
+            try? await host.removeFiles(relinks.map(\.to))
         }
         do {
             try await host.move(restoreMoves)
