@@ -41,6 +41,14 @@ public struct TargetStatusView: Codable, Sendable, Equatable {
 public enum TargetSyncState: String, Codable, Sendable, CaseIterable {
     case inSync = "in_sync", drifted, unreachable, stapleMissing = "staple_missing", stapleStale = "staple_stale"
     case notDeployed = "not_deployed", notVerifiable = "not_verifiable"
+
+    /// A state the drift check audits as `target.drift` (and its end as `target.drift.resolved`).
+    public var isProblem: Bool {
+        switch self {
+        case .drifted, .unreachable, .stapleMissing, .stapleStale: true
+        case .inSync, .notDeployed, .notVerifiable: false
+        }
+    }
 }
 
 public enum TargetStapleState: String, Codable, Sendable, CaseIterable {

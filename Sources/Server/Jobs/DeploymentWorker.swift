@@ -235,8 +235,7 @@ public final class DeploymentWorker: Service, Sendable {
                 TargetSyncObservation(sync: TargetSyncState.inSync.rawValue, detail: detail, servedSHA256: result.certificateSHA256,
                                       checkedAt: verify.endedAt ?? now()))
             // The same transition the drift check audits when it sees a problem go away.
-            let problems: Set<TargetSyncState> = [.drifted, .unreachable, .stapleMissing, .stapleStale]
-            if let was, let state = TargetSyncState(rawValue: was), problems.contains(state) {
+            if let was, TargetSyncState(rawValue: was)?.isProblem == true {
                 _ = try await store.recordAuditEvent(NewAuditEvent(
                     time: now(), actor: TargetWatch.remediationActor, action: "target.drift.resolved", objectType: "target",
                     objectID: deployment.targetID.lowercasedText, outcome: TargetSyncState.inSync.rawValue, detail: "was \(was); " + detail))
