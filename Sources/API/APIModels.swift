@@ -164,6 +164,8 @@ public struct CertificateVersionView: Codable, Sendable, Equatable {
     public var privateKey: String
     public var createdAt: Date
     /// Notes from preflight (chain reordered, …).
+    /// Set on an upload that started a rollout (the certificate's policy has `autoRollout`).
+    public var autoRollout: UUID?
     public var notes: [String]
 
     public init(
@@ -360,6 +362,11 @@ public struct DeploymentRequest: Codable, Sendable {
     /// `key=value[,key=value…]`: every target carrying all these labels.
     public var selector: String?
     public var options: Options?
+    /// With more than one target: how the rollout stages them (default: the certificate's policy, else the
+    /// default strategy).
+    public var strategy: RolloutStrategy?
+    /// Start even outside the targets' maintenance windows (admin only; audited).
+    public var ignoreWindows: Bool?
 
     public struct Options: Codable, Sendable {
         public var dryRun: Bool?
@@ -372,12 +379,15 @@ public struct DeploymentRequest: Codable, Sendable {
         }
     }
 
-    public init(certificate: String, version: Int? = nil, targets: [String]? = nil, selector: String? = nil, options: Options? = nil) {
+    public init(certificate: String, version: Int? = nil, targets: [String]? = nil, selector: String? = nil, options: Options? = nil,
+                strategy: RolloutStrategy? = nil, ignoreWindows: Bool? = nil) {
         self.certificate = certificate
         self.version = version
         self.targets = targets
         self.selector = selector
         self.options = options
+        self.strategy = strategy
+        self.ignoreWindows = ignoreWindows
     }
 }
 
@@ -389,7 +399,8 @@ public struct DeploymentView: Codable, Sendable {
     public var targetName: String?
     public var certificate: String
     public var certificateVersion: Int
-    /// queued, running, succeeded, unchanged, failed, rolled_back, rollback_failed, interrupted, cancelled.
+    /// pending, waiting_window, queued, running, succeeded, unchanged, failed, rolled_back, rollback_failed,
+    /// interrupted, cancelled.
     public var status: String
     public var options: DeploymentRequest.Options
     /// The steps so far (live while running).
@@ -403,10 +414,15 @@ public struct DeploymentView: Codable, Sendable {
     public var startedAt: Date?
     public var finishedAt: Date?
     public var actor: String
+    /// The rollout it belongs to, and its wave there (1 is the first).
+    public var rolloutID: UUID?
+    public var wave: Int?
 
     public init(id: UUID, targetID: UUID, targetName: String?, certificate: String, certificateVersion: Int, status: String,
                 options: DeploymentRequest.Options, steps: [StepRecord], failure: DeployFailure?, attention: [String]?, statusNote: String?,
-                attempts: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?, actor: String) {
+                attempts: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?, actor: String, rolloutID: UUID? = nil, wave: Int? = nil) {
+        self.rolloutID = rolloutID
+        self.wave = wave
         self.id = id
         self.targetID = targetID
         self.targetName = targetName
@@ -425,8 +441,8 @@ public struct DeploymentView: Codable, Sendable {
         self.actor = actor
     }
 
-    /// queued or running.
-    public var isLive: Bool { status == "queued" || status == "running" }
+    /// Not finished: pending (its rollout's wave has not started), waiting_window, queued or running.
+    public var isLive: Bool { status == "queued" || status == "running" || status == "pending" || status == "waiting_window" }
 }
 
 /// Server-Sent Events of `GET /api/v1/deployments/{id}/events`: `event: step` (data: a `StepRecord`, sent as each

@@ -58,10 +58,14 @@ public final class CertdeployServer: Sendable {
             let codec = TargetCodec(registry: registry, vault: vault)
             let metrics = ServerMetrics()
             let events = DeploymentEvents()
-            let worker = DeploymentWorker(store: store, codec: codec, configuration: configuration, events: events, metrics: metrics, logger: logger)
+            let rolloutWakeups = ChangeNotifier<Int>()
+            let worker = DeploymentWorker(store: store, codec: codec, configuration: configuration, events: events, metrics: metrics, logger: logger,
+                                          rolloutWakeups: rolloutWakeups)
+            let rollouts = RolloutDriver(store: store, events: events, wakeups: rolloutWakeups, pollInterval: configuration.pollInterval,
+                                         driverID: worker.leaseOwner, logger: logger, wakeWorkers: { [weak worker] in worker?.wake() })
             let watch = TargetWatch(store: store, codec: codec, worker: worker, metrics: metrics, configuration: configuration.watch, logger: logger)
             let environment = APIEnvironment(
-                store: store, registry: registry, codec: codec, events: events, worker: worker, metrics: metrics, configuration: configuration,
+                store: store, registry: registry, codec: codec, events: events, worker: worker, rollouts: rollouts, metrics: metrics, configuration: configuration,
                 logger: logger, openAPIDocument: openAPIDocument, watch: watch)
             let limiter = RateLimiter(unauthenticatedLimit: configuration.unauthenticatedRateLimit, authenticatedLimit: configuration.authenticatedRateLimit)
             let router = buildRouter(environment: environment, keys: keys, limiter: limiter)
@@ -96,6 +100,8 @@ public final class CertdeployServer: Sendable {
         CertificateRoutes.add(to: router, environment: env)
         TargetRoutes.add(to: router, environment: env)
         DeploymentRoutes.add(to: router, environment: env)
+        RolloutRoutes.add(to: router, environment: env)
+        WindowRoutes.add(to: router, environment: env)
         WatchRoutes.add(to: router, environment: env)
         AuditRoutes.add(to: router, environment: env)
         return router
@@ -131,7 +137,7 @@ public final class CertdeployServer: Sendable {
             logger: logger)
         // A graceful shutdown stops services in reverse order: the background services and the workers first (no new
         // claims; running deployments finish while the API still answers their event streams), the HTTP server last.
-        var services: [any Service] = [application, worker]
+        var services: [any Service] = [application, worker, environment.rollouts]
         if configuration.watch.enabled {
             services += [StapleRefreshService(watch: environment.watch), DriftDetectionService(watch: environment.watch)] as [any Service]
         }

@@ -134,6 +134,67 @@ enum Migrations {
             )
             """
         ]),
+        Migration(version: 4, name: "rollouts and maintenance windows", statements: [
+            "ALTER TABLE deployments DROP CONSTRAINT deployments_status_check",
+            """
+            ALTER TABLE deployments ADD CONSTRAINT deployments_status_check CHECK (status IN
+                ('pending', 'waiting_window', 'queued', 'running', 'succeeded', 'unchanged', 'failed', 'rolled_back', 'rollback_failed', 'interrupted', 'cancelled'))
+            """,
+            "ALTER TABLE deployments ADD COLUMN rollout_id UUID, ADD COLUMN wave BIGINT, ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE",
+            "CREATE INDEX deployments_rollout ON deployments (rollout_id, wave, seq) WHERE rollout_id IS NOT NULL",
+            "CREATE INDEX deployments_waiting_window ON deployments (not_before) WHERE status = 'waiting_window'",
+            """
+            CREATE TABLE rollouts (
+                id UUID PRIMARY KEY,
+                seq BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT rollouts_seq_unique UNIQUE,
+                certificate_name TEXT COLLATE "C" NOT NULL,
+                certificate_version BIGINT NOT NULL,
+                strategy_json TEXT NOT NULL,
+                state TEXT NOT NULL CONSTRAINT rollouts_state_check CHECK (state IN ('pending', 'running', 'waiting_approval', 'paused', 'halted', 'succeeded', 'failed', 'aborted')),
+                wave_count BIGINT NOT NULL,
+                target_count BIGINT NOT NULL,
+                current_wave BIGINT NOT NULL,
+                approved_wave BIGINT NOT NULL,
+                acknowledged_failures BIGINT NOT NULL,
+                wave_finished_at BIGINT,
+                options_json TEXT NOT NULL,
+                ignore_windows BOOLEAN NOT NULL,
+                reason TEXT,
+                stop_reason TEXT,
+                stop_deployment_id UUID,
+                actor TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                finished_at BIGINT,
+                driven_by TEXT,
+                driven_at BIGINT
+            )
+            """,
+            "CREATE INDEX rollouts_open ON rollouts (seq) WHERE state IN ('pending', 'running')",
+            "CREATE INDEX rollouts_certificate ON rollouts (certificate_name, seq)",
+            """
+            CREATE TABLE maintenance_windows (
+                id UUID PRIMARY KEY,
+                name TEXT COLLATE "C" NOT NULL CONSTRAINT maintenance_windows_name_unique UNIQUE,
+                selector TEXT,
+                target_id UUID REFERENCES targets (id) ON DELETE CASCADE,
+                schedule TEXT,
+                freeze_from BIGINT,
+                freeze_until BIGINT,
+                created_at BIGINT NOT NULL,
+                actor TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE certificate_policies (
+                certificate_name TEXT COLLATE "C" PRIMARY KEY REFERENCES certificates (name) ON DELETE CASCADE,
+                auto_rollout BOOLEAN NOT NULL,
+                strategy_json TEXT,
+                behind_after_seconds BIGINT,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static let sqlite: [Migration] = [
@@ -257,6 +318,107 @@ enum Migrations {
                 updated_at INTEGER NOT NULL
             ) STRICT
             """
+        ]),
+        Migration(version: 4, name: "rollouts and maintenance windows", statements: [
+            // SQLite cannot change a CHECK constraint: the deployments table is rebuilt with the new statuses and
+            // columns (same rows, same seq values, so cursors stay valid), and its indexes made again.
+            """
+            CREATE TABLE deployments_v4 (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                target_id TEXT NOT NULL,
+                certificate_name TEXT NOT NULL,
+                certificate_version INTEGER NOT NULL,
+                status TEXT NOT NULL CHECK (status IN
+                    ('pending', 'waiting_window', 'queued', 'running', 'succeeded', 'unchanged', 'failed', 'rolled_back', 'rollback_failed', 'interrupted', 'cancelled')),
+                options_json TEXT NOT NULL,
+                steps_json TEXT NOT NULL,
+                failure_json TEXT,
+                result_json TEXT,
+                status_note TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                interruptions INTEGER NOT NULL DEFAULT 0,
+                lease_owner TEXT,
+                lease_expires_at INTEGER,
+                not_before INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                started_at INTEGER,
+                finished_at INTEGER,
+                actor TEXT NOT NULL,
+                rollout_id TEXT,
+                wave INTEGER,
+                superseded INTEGER NOT NULL DEFAULT 0,
+                CHECK (status <> 'running' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
+            ) STRICT
+            """,
+            """
+            INSERT INTO deployments_v4 (seq, id, target_id, certificate_name, certificate_version, status, options_json, steps_json,
+                failure_json, result_json, status_note, attempts, interruptions, lease_owner, lease_expires_at, not_before, created_at,
+                started_at, finished_at, actor)
+            SELECT seq, id, target_id, certificate_name, certificate_version, status, options_json, steps_json,
+                failure_json, result_json, status_note, attempts, interruptions, lease_owner, lease_expires_at, not_before, created_at,
+                started_at, finished_at, actor FROM deployments
+            """,
+            "DROP TABLE deployments",
+            "ALTER TABLE deployments_v4 RENAME TO deployments",
+            "CREATE UNIQUE INDEX deployments_one_running_per_target ON deployments (target_id) WHERE status = 'running'",
+            "CREATE INDEX deployments_queued ON deployments (seq) WHERE status = 'queued'",
+            "CREATE INDEX deployments_target ON deployments (target_id, status, seq)",
+            "CREATE INDEX deployments_certificate ON deployments (certificate_name, status)",
+            "CREATE INDEX deployments_lease ON deployments (lease_expires_at) WHERE status = 'running'",
+            "CREATE INDEX deployments_rollout ON deployments (rollout_id, wave, seq) WHERE rollout_id IS NOT NULL",
+            "CREATE INDEX deployments_waiting_window ON deployments (not_before) WHERE status = 'waiting_window'",
+            """
+            CREATE TABLE rollouts (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                certificate_name TEXT NOT NULL,
+                certificate_version INTEGER NOT NULL,
+                strategy_json TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'waiting_approval', 'paused', 'halted', 'succeeded', 'failed', 'aborted')),
+                wave_count INTEGER NOT NULL,
+                target_count INTEGER NOT NULL,
+                current_wave INTEGER NOT NULL,
+                approved_wave INTEGER NOT NULL,
+                acknowledged_failures INTEGER NOT NULL,
+                wave_finished_at INTEGER,
+                options_json TEXT NOT NULL,
+                ignore_windows INTEGER NOT NULL,
+                reason TEXT,
+                stop_reason TEXT,
+                stop_deployment_id TEXT,
+                actor TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                finished_at INTEGER,
+                driven_by TEXT,
+                driven_at INTEGER
+            ) STRICT
+            """,
+            "CREATE INDEX rollouts_open ON rollouts (seq) WHERE state IN ('pending', 'running')",
+            "CREATE INDEX rollouts_certificate ON rollouts (certificate_name, seq)",
+            """
+            CREATE TABLE maintenance_windows (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                selector TEXT,
+                target_id TEXT REFERENCES targets (id) ON DELETE CASCADE,
+                schedule TEXT,
+                freeze_from INTEGER,
+                freeze_until INTEGER,
+                created_at INTEGER NOT NULL,
+                actor TEXT NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE certificate_policies (
+                certificate_name TEXT PRIMARY KEY REFERENCES certificates (name) ON DELETE CASCADE,
+                auto_rollout INTEGER NOT NULL,
+                strategy_json TEXT,
+                behind_after_seconds INTEGER,
+                updated_at INTEGER NOT NULL
+            ) STRICT
+            """,
         ]),
     ]
 

@@ -140,8 +140,13 @@ public struct TargetFilter: Sendable, Equatable {
 
 // MARK: - Deployments
 
-/// Where a deployment is in its life. `queued` and `running` are live; the rest are final.
+/// Where a deployment is in its life. `pending`, `waiting_window`, `queued` and `running` are live; the rest are final.
 public enum DeploymentStatus: String, Codable, Sendable, CaseIterable {
+    /// A rollout's child whose wave has not started (or whose rollout is paused or halted): no worker claims it.
+    case pending
+    /// A rollout's child whose wave started while its target is outside its maintenance window: queued when the
+    /// window opens (`notBefore`).
+    case waitingWindow = "waiting_window"
     case queued
     case running
     case succeeded
@@ -153,7 +158,7 @@ public enum DeploymentStatus: String, Codable, Sendable, CaseIterable {
     case interrupted
     case cancelled
 
-    public var isFinal: Bool { self != .queued && self != .running }
+    public var isFinal: Bool { self != .queued && self != .running && self != .pending && self != .waitingWindow }
 
     public init(_ outcome: DeploymentOutcome) {
         switch outcome {
@@ -215,6 +220,11 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     public var finishedAt: Date?
     /// Who asked for it.
     public var actor: String
+    /// The rollout it belongs to, and its wave there (0 is the first); nil for a deployment of its own.
+    public var rolloutID: UUID? = nil
+    public var wave: Int? = nil
+    /// A rollout's retry replaced it: its history stays, its outcome no longer counts.
+    public var superseded: Bool = false
 
     /// The steps, decoded.
     public func steps() throws -> [StepRecord] {
@@ -260,12 +270,14 @@ public struct DeploymentCompletion: Sendable, Equatable {
 /// Filters for `Store.listDeployments`.
 public struct DeploymentFilter: Sendable, Equatable {
     public var targetID: UUID?
+    public var rolloutID: UUID?
     public var certificateName: String?
     /// Any of these (all when empty).
     public var statuses: Set<DeploymentStatus>
 
-    public init(targetID: UUID? = nil, certificateName: String? = nil, statuses: Set<DeploymentStatus> = []) {
+    public init(targetID: UUID? = nil, certificateName: String? = nil, statuses: Set<DeploymentStatus> = [], rolloutID: UUID? = nil) {
         self.targetID = targetID
+        self.rolloutID = rolloutID
         self.certificateName = certificateName
         self.statuses = statuses
     }
@@ -329,6 +341,15 @@ public enum AuditAction {
     public static let settingSet = "setting.set"
     /// Every secret re-encrypted under a new passphrase.
     public static let secretsRotate = "secrets.rotate"
+    public static let rolloutCreate = "rollout.create"
+    /// An operator's action: `rollout.pause`, `rollout.resume`, `rollout.approve`, `rollout.abort`, `rollout.retry`.
+    public static func rollout(_ action: RolloutAction) -> String { "rollout.\(action.name)" }
+    /// The rollout moved on by itself; the outcome says how (`wave_started`, `wave_finished`, `halted`,
+    /// `waiting_approval`, `succeeded`, `failed`).
+    public static let rolloutProgress = "rollout.progress"
+    public static let windowCreate = "window.create"
+    public static let windowDelete = "window.delete"
+    public static let certificatePolicySet = "certificate.policy.set"
 }
 
 /// Filters for `Store.auditEvents`.

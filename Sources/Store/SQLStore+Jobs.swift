@@ -21,7 +21,7 @@ extension SQLStore {
         [
             "id", "seq", "target_id", "certificate_name", "certificate_version", "status", "options_json", "steps_json",
             "failure_json", "result_json", "status_note", "attempts", "interruptions", "lease_owner", "lease_expires_at",
-            "not_before", "created_at", "started_at", "finished_at", "actor",
+            "not_before", "created_at", "started_at", "finished_at", "actor", "rollout_id", "wave", "superseded",
         ]
     }
 
@@ -38,7 +38,9 @@ extension SQLStore {
             attempts: try row.int("attempts"), interruptions: try row.int("interruptions"),
             leaseOwner: try row.optionalString("lease_owner"), leaseExpiresAt: try row.optionalDate("lease_expires_at"),
             notBefore: try row.date("not_before"), createdAt: try row.date("created_at"), startedAt: try row.optionalDate("started_at"),
-            finishedAt: try row.optionalDate("finished_at"), actor: try row.string("actor"))
+            finishedAt: try row.optionalDate("finished_at"), actor: try row.string("actor"),
+            rolloutID: row.isNull("rollout_id") ? nil : try row.uuid("rollout_id"), wave: try row.optionalInt64("wave").map { Int($0) },
+            superseded: try row.bool("superseded"))
     }
 
     /// After an UPDATE of a running deployment leased to `owner` matched nothing: why.
@@ -148,6 +150,7 @@ extension SQLStore {
             var conditions: [String] = []
             let parameters = SQLParameters()
             if let targetID = filter.targetID { conditions.append("target_id = \(parameters.bind(.uuid(targetID)))") }
+            if let rolloutID = filter.rolloutID { conditions.append("rollout_id = \(parameters.bind(.uuid(rolloutID)))") }
             if let name = filter.certificateName { conditions.append("certificate_name = \(parameters.bind(.text(name)))") }
             if !filter.statuses.isEmpty {
                 let list = filter.statuses.map(\.rawValue).sorted().map { parameters.bind(.text($0)) }.joined(separator: ", ")

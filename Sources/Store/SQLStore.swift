@@ -290,7 +290,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
             }
             guard
                 try await tx.query(
-                    "SELECT id FROM deployments WHERE certificate_name = $1 AND status IN ('queued', 'running') LIMIT 1", [.text(name)]
+                    "SELECT id FROM deployments WHERE certificate_name = $1 AND status IN ('queued', 'running', 'pending', 'waiting_window') LIMIT 1", [.text(name)]
                 ).isEmpty
             else { throw StoreError.conflict(field: "deployments") }
             try await tx.query("DELETE FROM certificates WHERE name = $1", [.text(name)])
@@ -446,7 +446,7 @@ public final class SQLStore<Backend: StoreBackend>: Store {
             let cancelled = try await tx.query(
                 """
                 UPDATE deployments SET status = 'cancelled', finished_at = $2, status_note = 'cancelled: the target was deleted'
-                WHERE target_id = $1 AND status = 'queued'
+                WHERE target_id = $1 AND status IN ('queued', 'pending', 'waiting_window')
                 RETURNING id
                 """,
                 [.uuid(id), .time(now)])

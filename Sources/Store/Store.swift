@@ -91,6 +91,45 @@ public protocol Store: Sendable {
     /// Cancels a queued deployment. Throws `.invalidState` for a running or finished one.
     func cancel(deploymentID: UUID, actor: String, now: Date) async throws -> DeploymentRecord
 
+    // MARK: Rollouts
+
+    /// Creates a rollout and its children (every target's deployment, `pending`, in its planned wave) in one
+    /// transaction. Throws `.notFound` for an unknown target or certificate version, `.invalidArgument` for no
+    /// targets or a target in two waves. Nothing runs until ``advanceRollouts(driver:only:now:)`` releases a wave.
+    func createRollout(_ rollout: NewRollout, actor: String, now: Date) async throws -> RolloutRecord
+    func rollout(id: UUID) async throws -> RolloutRecord
+    /// Newest first. `limit` 1…500.
+    func listRollouts(_ filter: RolloutFilter, limit: Int, cursor: String?) async throws -> Page<RolloutRecord>
+    /// The rollout's children in plan order (wave, then creation), superseded attempts included.
+    func rolloutChildren(rolloutID: UUID) async throws -> [RolloutChild]
+    /// Moves every open rollout (or only `only`) on as far as its children allow: releases waves, queues children
+    /// whose maintenance window opened, halts on an exceeded failure budget, finishes. Each rollout is advanced by
+    /// one caller at a time (PostgreSQL: its row is locked and skipped by other replicas). `driver` is recorded as
+    /// the replica driving it. Returns the rollouts the pass changed.
+    func advanceRollouts(driver: String, only: UUID?, now: Date) async throws -> [RolloutAdvance]
+    /// An operator's action. Throws `.invalidState` when the rollout's state does not allow it, `.notFound`.
+    func actOnRollout(id: UUID, action: RolloutAction, actor: String, now: Date) async throws -> RolloutRecord
+    /// For each of `targetIDs`: the version of `certificateName` its newest successful deployment before the
+    /// rollout had (what an abort with rollback goes back to). Targets with none are absent.
+    func previousVersions(certificateName: String, targetIDs: [UUID], excludingRollout: UUID) async throws -> [UUID: Int]
+
+    // MARK: Maintenance windows
+
+    /// Throws `.conflict(field: "name")` for a taken name, `.invalidArgument` for a bad schedule or selector,
+    /// `.notFound` for an unknown target.
+    func createWindow(_ window: NewMaintenanceWindow, actor: String, now: Date) async throws -> MaintenanceWindowRecord
+    /// By name.
+    func windows() async throws -> [MaintenanceWindowRecord]
+    func deleteWindow(named name: String, actor: String, now: Date) async throws
+    /// The windows and freezes that apply to the target (by id or by its labels).
+    func maintenanceRules(targetID: UUID) async throws -> MaintenanceRules
+
+    // MARK: Certificate rollout policy
+
+    /// Nil when none was set. Throws `.notFound` for an unknown certificate.
+    func certificatePolicy(name: String) async throws -> CertificatePolicy?
+    func setCertificatePolicy(name: String, _ policy: CertificatePolicy, actor: String) async throws -> CertificatePolicy
+
     // MARK: Audit
 
     /// Records an event the server observed itself (a refused request, …).
@@ -147,6 +186,18 @@ extension Store {
     /// Records the engine's result for a running deployment.
     public func complete(deploymentID: UUID, owner: String, result: DeploymentResult, now: Date) async throws -> DeploymentRecord {
         try await complete(deploymentID: deploymentID, owner: owner, completion: DeploymentCompletion(result: result), now: now)
+    }
+
+    /// Every deployment matching `filter` (newest first), walking all pages.
+    public func allDeployments(_ filter: DeploymentFilter, pageSize: Int = 500) async throws -> [DeploymentRecord] {
+        var result: [DeploymentRecord] = []
+        var cursor: String?
+        repeat {
+            let page = try await listDeployments(filter, limit: pageSize, cursor: cursor)
+            result += page.items
+            cursor = page.nextCursor
+        } while cursor != nil
+        return result
     }
 
     /// Every target matching `filter`, walking all pages.

@@ -35,6 +35,11 @@ struct LabelSelector: Sendable, Equatable {
         }
         self.requirements = requirements
     }
+
+    /// Whether every requirement is among `labels`.
+    func matches(_ labels: [String: String]) -> Bool {
+        requirements.allSatisfy { labels[$0.key] == $0.value }
+    }
 }
 
 enum Labels {

@@ -9,7 +9,8 @@ struct CertdeployCommand: AsyncParsableCommand {
         abstract: "Deploy certificates to nginx and other TLS servers, atomically and verified.",
         version: certdeployVersion,
         subcommands: [
-            ServeCommand.self, TargetsCommand.self, CertsCommand.self, DeployCommand.self, DeploymentsCommand.self, PushCommand.self,
+            ServeCommand.self, TargetsCommand.self, CertsCommand.self, DeployCommand.self, DeploymentsCommand.self, RolloutsCommand.self, WindowsCommand.self,
+            PushCommand.self,
             ConnectorsCommand.self, SecretsCommand.self, OpenAPICommand.self,
         ]
     )

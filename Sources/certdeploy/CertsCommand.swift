@@ -12,7 +12,7 @@ struct CertsCommand: AsyncParsableCommand {
         Talks to the certdeploy server at --server (default: $CERTDEPLOY_URL, else http://127.0.0.1:8080) with the API key in \
         $CERTDEPLOY_API_KEY. Exit status: 0 done, 1 failed, 2 bad input (the server's 4xx answers included).
         """,
-        subcommands: [List.self, Show.self, Upload.self, Remove.self],
+        subcommands: [List.self, Show.self, Upload.self, Remove.self, Policy.self],
         defaultSubcommand: List.self
     )
 
@@ -36,8 +36,47 @@ struct CertsCommand: AsyncParsableCommand {
         }
     }
 
+    struct Policy: ClientSubcommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or set how new versions roll out: --auto-rollout starts a rollout to every bound target on each upload.",
+            discussion: "Without flags, shows the policy. The rollout flags set the strategy those rollouts (and push to several targets) use.")
+        @Argument(help: "Certificate name.") var name: String
+        @Flag(inversion: .prefixedNo, help: "Start a rollout to every bound target when a new version is uploaded.") var autoRollout: Bool?
+        @Option(name: .customLong("behind-after"), help: ArgumentHelp("A bound target not serving the newest version this long after its upload is behind (default 24h).",
+                                                                      valueName: "duration"))
+        var behindAfter: String?
+        @OptionGroup(title: "Strategy") var strategy: RolloutStrategyOptions
+        @OptionGroup var options: ClientOptions
+
+        func execute(client: APIClient, console: Console) async throws -> Int32 {
+            var policy = try await client.certificatePolicy(name)
+            if autoRollout != nil || behindAfter != nil || !strategy.isEmpty {
+                var behind: RolloutDuration?
+                if let behindAfter {
+                    guard let parsed = RolloutDuration(parsing: behindAfter) else { throw InputError("--behind-after \(behindAfter): give a duration such as 12h") }
+                    behind = parsed
+                }
+                policy = try await client.setCertificatePolicy(name, CertificatePolicyRequest(
+                    autoRollout: autoRollout ?? policy.autoRollout, strategy: try strategy.strategy(base: policy.strategy) ?? policy.strategy,
+                    behindAfter: behind ?? policy.behindAfter))
+            }
+            if options.output == .json { try console.json(policy); return 0 }
+            TextTable.columns([
+                ["certificate", policy.certificate],
+                ["auto-rollout", policy.autoRollout ? "on: each new version rolls out to every bound target" : "off"],
+                ["strategy", RolloutReport.strategyText(policy.strategy)],
+                ["behind after", policy.behindAfter.description],
+            ]).forEach(console.line)
+            return 0
+        }
+    }
+
     /// `Uploaded example.com version 3: CN=example.com (SHA-256 58da071d34dcfeed…), valid until …`, then preflight notes.
     static func uploaded(_ version: CertificateVersionView) -> [String] {
+        uploadedLines(version) + (version.autoRollout.map { ["Auto-rollout started: certdeploy rollouts show \($0.lowercasedText) --follow"] } ?? [])
+    }
+
+    private static func uploadedLines(_ version: CertificateVersionView) -> [String] {
         ["Uploaded \(version.name) version \(version.version): \(version.subject) (SHA-256 \(ClientFormat.shortHash(version.sha256))…), "
             + "valid until \(ClientFormat.date(version.notAfter))" + (version.mustStaple ? ", Must-Staple" : "")]
             + version.notes.map { "  note: \($0)" }

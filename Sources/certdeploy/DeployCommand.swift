@@ -14,8 +14,9 @@ struct DeployCommand: AsyncParsableCommand {
         discussion: """
         Direct: certdeploy deploy --config target.json --cert fullchain.pem --key privkey.pem. \
         Through the server: certdeploy deploy <certificate> --to <target|key=value>... [--follow]. \
-        Exit status: 0 succeeded or unchanged (through the server without --follow: queued), 1 failed (nothing changed), \
-        2 bad input, 3 rolled back, 4 rollback failed (operator action needed); through the server, the worst of the targets'.
+        Exit status: 0 succeeded or unchanged (through the server without --follow: queued), 1 failed (nothing changed; a rollout \
+        failed or halted), 2 bad input, 3 rolled back, 4 rollback failed (operator action needed), 5 a followed rollout waits for \
+        approval (without --wait-approval); through the server, the worst of the targets'.
         """
     )
 
@@ -29,8 +30,16 @@ struct DeployCommand: AsyncParsableCommand {
     @Option(name: .customLong("cert-version"), help: ArgumentHelp("Server: the certificate version to deploy. Default: the newest.", valueName: "n"))
     var certificateVersion: Int?
 
-    @Flag(help: "Server: show each target's steps as they happen, wait for the end, and exit with the outcome.")
+    @Flag(help: "Server: show each target's steps (or, for several targets, the rollout wave by wave) as they happen, wait for the end, and exit with the outcome.")
     var follow = false
+
+    @Flag(name: .customLong("wait-approval"), help: "Server, with --follow: keep following through approval gates instead of exiting 5 there.")
+    var waitApproval = false
+
+    @Flag(name: .customLong("ignore-windows"), help: "Server: deploy now even outside the targets' maintenance windows (admin; audited).")
+    var ignoreWindows = false
+
+    @OptionGroup(title: "Rollout (through the server, several targets)") var rollout: RolloutStrategyOptions
 
     @OptionGroup var connection: ServerOptions
 
@@ -85,7 +94,8 @@ struct DeployCommand: AsyncParsableCommand {
             if !missing.isEmpty {
                 throw ValidationError("missing \(missing.joined(separator: ", ")) (or name a certificate and --to targets to deploy through the server)")
             }
-            let serverOnly = [("--to", !to.isEmpty), ("--cert-version", certificateVersion != nil), ("--follow", follow), ("--server", connection.server != nil)]
+            let serverOnly = [("--to", !to.isEmpty), ("--cert-version", certificateVersion != nil), ("--follow", follow), ("--server", connection.server != nil),
+                              ("--wait-approval", waitApproval), ("--ignore-windows", ignoreWindows), ("rollout options", !rollout.isEmpty)]
                 .filter(\.1).map(\.0)
             if !serverOnly.isEmpty {
                 throw ValidationError("\(serverOnly.joined(separator: ", ")): only for a deploy through the server (certdeploy deploy <certificate> --to …)")
@@ -125,8 +135,9 @@ struct DeployCommand: AsyncParsableCommand {
                                                 allowMustStapleWithoutStapling: allowMustStapleWithoutStapling ? true : nil)
         return RemoteDeploy(
             request: DeploymentRequest(certificate: certificateName, version: certificateVersion, targets: selection.targets.isEmpty ? nil : selection.targets,
-                                       selector: selection.selector, options: options),
-            follow: follow)
+                                       selector: selection.selector, options: options, strategy: try rollout.strategy(),
+                                       ignoreWindows: ignoreWindows ? true : nil),
+            follow: follow, waitApproval: waitApproval, live: isatty(STDOUT_FILENO) == 1 && output == .text)
     }
 
     static func exitStatus(_ outcome: DeploymentOutcome) -> Int32 {

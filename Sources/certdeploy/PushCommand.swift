@@ -12,8 +12,10 @@ struct PushCommand: AsyncParsableCommand {
         discussion: """
         Made for ACME clients' hooks. Without --cert and --key, reads $RENEWED_LINEAGE/fullchain.pem and privkey.pem \
         (certbot sets RENEWED_LINEAGE for a --deploy-hook). The name defaults to the certificate's first DNS name \
-        (e.g. example.com). Exit status: 0 queued (or, with --follow, all succeeded or unchanged), 1 failed, 2 bad input, \
-        3 rolled back, 4 rollback failed (operator action needed); with several targets, the worst.
+        (e.g. example.com). When the certificate's policy has autoRollout, the upload itself starts a rollout to every \
+        target bound to the certificate; push follows that one and --to is not needed. Exit status: 0 queued (or, with \
+        --follow, all succeeded or unchanged), 1 failed (a rollout failed or halted), 2 bad input, 3 rolled back, 4 rollback \
+        failed (operator action needed), 5 a followed rollout waits for approval; with several targets, the worst.
         """
     )
 
@@ -45,10 +47,14 @@ struct PushCommand: AsyncParsableCommand {
     @Flag(help: "Deploy a Must-Staple certificate to targets that will not staple it.")
     var allowMustStapleWithoutStapling = false
 
+    @Flag(name: .customLong("wait-approval"), help: "With --follow: keep following a rollout through approval gates instead of exiting 5 there.")
+    var waitApproval = false
+
+    @OptionGroup(title: "Rollout (several targets; default: the certificate's policy)") var rollout: RolloutStrategyOptions
+
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
-        if to.isEmpty { throw ValidationError("--to is required: a target id or name, or a label selector key=value") }
         if let name, !CertificateName.isValid(name) { throw ValidationError("--name \(name): use 1–128 characters from A-Z a-z 0-9 . _ -") }
     }
 
@@ -60,11 +66,13 @@ struct PushCommand: AsyncParsableCommand {
     struct Result: Encodable {
         var certificate: CertificateVersionView
         var deployments: [DeploymentView]
+        var rollout: RolloutView?
     }
 
     func execute(client: APIClient, console: Console, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Int32 {
+        let selection = to.isEmpty ? nil : try TargetSelection(to: to)
+        let strategy = try rollout.strategy()
         let files = try PushFiles.resolve(cert: cert, key: key, chain: chain, environment: environment)
-        let selection = try TargetSelection(to: to)
         let certificatePEM = try PushFiles.read(files.cert, what: "--cert")
         let chainPEM = try files.chain.map { path throws(InputError) in try PushFiles.read(path, what: "--chain") }
         let keyPEM = try PushFiles.read(files.key, what: "--key")
@@ -77,14 +85,30 @@ struct PushCommand: AsyncParsableCommand {
         let name = try self.name ?? CertificateName.derive(from: bundle.info)
         let version = try await client.uploadCertificate(CertificateUpload(name: name, certificatePEM: certificatePEM, chainPEM: chainPEM, privateKeyPEM: keyPEM))
         if options.output == .text { CertsCommand.uploaded(version).forEach(console.line) }
+        if let autoRollout = version.autoRollout {
+            if options.output == .text {
+                console.line("The certificate's policy started rollout \(autoRollout.lowercasedText) to every bound target"
+                             + (to.isEmpty ? "." : "; --to is not used (the rollout covers the bound targets)."))
+            }
+            let deploy = RemoteDeploy(request: DeploymentRequest(certificate: version.name, version: version.version), follow: follow,
+                                      waitApproval: waitApproval, live: isatty(STDOUT_FILENO) == 1 && options.output == .text)
+            let outcome = try await deploy.executeRollout(autoRollout, created: [], client: client, console: console,
+                                                          printing: options.output == .text ? .text : .none)
+            if options.output == .json { try console.json(Result(certificate: version, deployments: [], rollout: outcome.rollout)) }
+            return outcome.status
+        }
+        guard let selection else {
+            throw InputError("uploaded \(version.name) v\(version.version), but deployed nothing: give --to (a target or key=value), "
+                             + "or set the certificate's policy to auto-rollout (certdeploy certs policy \(version.name) --auto-rollout)")
+        }
         let deployOptions = DeploymentRequest.Options(dryRun: dryRun ? true : nil, force: force ? true : nil,
                                                 allowMustStapleWithoutStapling: allowMustStapleWithoutStapling ? true : nil)
         let deploy = RemoteDeploy(
             request: DeploymentRequest(certificate: version.name, version: version.version, targets: selection.targets.isEmpty ? nil : selection.targets,
-                                       selector: selection.selector, options: deployOptions),
-            follow: follow)
+                                       selector: selection.selector, options: deployOptions, strategy: strategy),
+            follow: follow, waitApproval: waitApproval, live: isatty(STDOUT_FILENO) == 1 && options.output == .text)
         let outcome = try await deploy.execute(client: client, console: console, printing: options.output == .text ? .text : .none)
-        if options.output == .json { try console.json(Result(certificate: version, deployments: outcome.deployments)) }
+        if options.output == .json { try console.json(Result(certificate: version, deployments: outcome.deployments, rollout: outcome.rollout)) }
         return outcome.status
     }
 }

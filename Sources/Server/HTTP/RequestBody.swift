@@ -163,6 +163,27 @@ extension TargetInput: StrictRequestBody {
 }
 
 extension DeploymentRequest: StrictRequestBody {
-    static var allowedMembers: Set<String> { ["certificate", "version", "targets", "selector", "options"] }
-    static var nestedAllowedMembers: [String: Set<String>] { ["options": ["dryRun", "force", "allowMustStapleWithoutStapling"]] }
+    static var allowedMembers: Set<String> { ["certificate", "version", "targets", "selector", "options", "strategy", "ignoreWindows"] }
+    static var nestedAllowedMembers: [String: Set<String>] {
+        ["options": ["dryRun", "force", "allowMustStapleWithoutStapling"], "strategy": RolloutStrategyMembers.allowed]
+    }
+}
+
+/// The members of a strategy object.
+enum RolloutStrategyMembers {
+    static let allowed: Set<String> = ["canary", "waves", "maxParallel", "failureBudget", "pauseBetweenWaves", "approval", "order"]
+}
+
+extension RolloutActionRequest: StrictRequestBody {
+    static var allowedMembers: Set<String> { ["rollback"] }
+}
+
+extension WindowRequest: StrictRequestBody {
+    static var allowedMembers: Set<String> { ["name", "selector", "target", "schedule", "freeze"] }
+    static var nestedAllowedMembers: [String: Set<String>] { ["freeze": ["from", "until"]] }
+}
+
+extension CertificatePolicyRequest: StrictRequestBody {
+    static var allowedMembers: Set<String> { ["autoRollout", "strategy", "behindAfter"] }
+    static var nestedAllowedMembers: [String: Set<String>] { ["strategy": RolloutStrategyMembers.allowed] }
 }

@@ -26,6 +26,8 @@ public final class DeploymentWorker: Service, Sendable {
     let engine: DeployEngine
     let logger: Logger
     let now: @Sendable () -> Date
+    /// Notified (key 0) after every deployment this worker finishes: the rollout driver looks at its rollouts then.
+    let rolloutWakeups: ChangeNotifier<Int>?
     /// Key 0 changes on every local enqueue, finished deployment and shutdown request.
     private let wakeups = ChangeNotifier<Int>()
     private let state = NIOLockedValueBox(State())
@@ -40,7 +42,9 @@ public final class DeploymentWorker: Service, Sendable {
     }
 
     init(store: any Store, codec: TargetCodec, configuration: ServerConfiguration, events: DeploymentEvents, metrics: ServerMetrics,
-         engine: DeployEngine = DeployEngine(), logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+         engine: DeployEngine = DeployEngine(), logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
+         rolloutWakeups: ChangeNotifier<Int>? = nil) {
+        self.rolloutWakeups = rolloutWakeups
         self.store = store
         self.codec = codec
         self.configuration = configuration
@@ -105,6 +109,7 @@ public final class DeploymentWorker: Service, Sendable {
             events.notify(deployment.id)
             group.addTask {
                 await self.execute(deployment)
+                self.rolloutWakeups?.notify(0)
                 self.state.withLockedValue { $0.running -= 1 }
                 self.metrics.setRunning(self.runningCount)
                 self.wakeups.notify(0)

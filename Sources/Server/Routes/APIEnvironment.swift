@@ -10,6 +10,8 @@ struct APIEnvironment: Sendable {
     let codec: TargetCodec
     let events: DeploymentEvents
     let worker: DeploymentWorker
+    /// Moves rollouts on (wave by wave).
+    let rollouts: RolloutDriver
     let metrics: ServerMetrics
     let configuration: ServerConfiguration
     let logger: Logger

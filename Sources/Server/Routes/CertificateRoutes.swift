@@ -65,7 +65,20 @@ enum CertificateRoutes {
             actor: actor)
         var view = try versionView(record)
         view.notes = bundle.notes
+        view.autoRollout = try await autoRollout(record, actor: actor, env: env)
         return view
+    }
+
+    /// With `autoRollout` in the certificate's policy: a rollout of the new version to every target bound to the
+    /// certificate, with the policy's strategy. Nil when there is no such policy or no bound target.
+    static func autoRollout(_ version: CertificateVersionRecord, actor: String, env: APIEnvironment) async throws -> UUID? {
+        guard let policy = try await env.store.certificatePolicy(name: version.certificateName), policy.autoRollout else { return nil }
+        let bound = try await env.store.allTargets().filter { $0.certificateName == version.certificateName }
+        guard !bound.isEmpty else { return nil }
+        let request = DeploymentRequest(certificate: version.certificateName, version: version.version, strategy: policy.strategy ?? .default)
+        let rollout = try await RolloutRoutes.start(request, version: version, targets: bound, actor: actor, isAdmin: false,
+                                                    reason: "auto-rollout of version \(version.version)", env: env)
+        return rollout.id
     }
 
     static func pointer(for code: BundleError.Code) -> String {

@@ -13,13 +13,17 @@ enum DeploymentRoutes {
         router.post("/api/v1/deployments") { request, context in
             var request = request
             let body = try await request.decodeStrict(DeploymentRequest.self, limit: env.configuration.maxBodyBytes)
-            let created = try await enqueue(body, actor: context.actor, env: env)
+            let created = try await enqueue(body, actor: context.actor, isAdmin: context.principal?.isAdmin == true, env: env)
             return try JSONResponse.make(ListResponse(items: created), status: .accepted)
         }
         router.get("/api/v1/deployments") { request, _ in
             let query = QueryReader(request: request)
-            try query.allowOnly(["target", "certificate", "status", "limit", "cursor"])
+            try query.allowOnly(["target", "certificate", "status", "rollout", "limit", "cursor"])
             var filter = DeploymentFilter(certificateName: query.string("certificate"))
+            if let rollout = query.string("rollout") {
+                guard let id = UUID(text: rollout) else { throw APIError.invalid("query:rollout", "must be a rollout id (a UUID)") }
+                filter.rolloutID = id
+            }
             if let certificate = filter.certificateName, !TargetCodec.isValidName(certificate) {
                 throw APIError.invalid("query:certificate", "must be a certificate name (1–128 characters of A–Z, a–z, 0–9, '.', '_' or '-')")
             }
@@ -65,7 +69,31 @@ enum DeploymentRoutes {
 
     // MARK: Enqueue
 
-    static func enqueue(_ body: DeploymentRequest, actor: String, env: APIEnvironment) async throws -> [DeploymentView] {
+    static func enqueue(_ body: DeploymentRequest, actor: String, isAdmin: Bool, env: APIEnvironment) async throws -> [DeploymentView] {
+        let (version, targets) = try await resolve(body, env: env)
+        let optionsJSON = String(decoding: try JSONEncoder.api.encode(body.options ?? DeploymentRequest.Options()), as: UTF8.self)
+        // More than one target (or a strategy): a rollout, staged by its strategy. Its children are returned.
+        if targets.count > 1 || body.strategy != nil {
+            let rollout = try await RolloutRoutes.start(body, version: version, targets: targets, actor: actor, isAdmin: isAdmin, reason: nil, env: env)
+            let children = try await env.store.allDeployments(DeploymentFilter(rolloutID: rollout.id))
+            let names = Dictionary(targets.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+            return children.reversed().map { view($0, targetName: names[$0.targetID]) }
+        }
+        if body.ignoreWindows == true { try requireAdminForWindows(isAdmin) }
+        let records = try await env.store.enqueue(
+            targets.map { NewDeployment(targetID: $0.id, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON) },
+            actor: actor, now: Date())
+        env.worker.wake()
+        let names = Dictionary(targets.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        return records.map { view($0, targetName: names[$0.targetID]) }
+    }
+
+    static func requireAdminForWindows(_ isAdmin: Bool) throws {
+        guard isAdmin else { throw APIError.forbidden("ignoring maintenance windows needs an admin key") }
+    }
+
+    /// The certificate version and the targets (in the order named, then the selector's) a request names.
+    static func resolve(_ body: DeploymentRequest, env: APIEnvironment) async throws -> (CertificateVersionRecord, [TargetRecord]) {
         if let version = body.version, version < 1 { throw APIError.invalid("/version", "must be 1 or more") }
         let version: CertificateVersionRecord
         do {
@@ -80,12 +108,12 @@ enum DeploymentRoutes {
         guard !references.isEmpty || body.selector != nil else {
             throw APIError.invalid("/targets", "name the targets (ids or names) or give a label selector")
         }
-        var targets: [UUID: TargetRecord] = [:]
-        var order: [UUID] = []
+        var seen = Set<UUID>()
+        var targets: [TargetRecord] = []
         for (index, reference) in references.enumerated() {
             do {
                 let target = try await TargetRoutes.resolve(reference, env: env)
-                if targets.updateValue(target, forKey: target.id) == nil { order.append(target.id) }
+                if seen.insert(target.id).inserted { targets.append(target) }
             } catch StoreError.notFound {
                 throw APIError.invalid("/targets/\(index)", "no target \"\(reference)\"")
             }
@@ -98,15 +126,9 @@ enum DeploymentRoutes {
                 throw APIError.invalid("/selector", message)
             }
             if selected.isEmpty { throw APIError.invalid("/selector", "no target carries the labels \(selector)") }
-            for target in selected where targets.updateValue(target, forKey: target.id) == nil { order.append(target.id) }
+            for target in selected where seen.insert(target.id).inserted { targets.append(target) }
         }
-        let optionsJSON = String(decoding: try JSONEncoder.api.encode(body.options ?? DeploymentRequest.Options()), as: UTF8.self)
-        // One transaction for all: every target gets its deployment, or (a target deleted meanwhile) none does.
-        let records = try await env.store.enqueue(
-            order.map { NewDeployment(targetID: $0, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON) },
-            actor: actor, now: Date())
-        env.worker.wake()
-        return records.map { view($0, targetName: targets[$0.targetID]?.name) }
+        return (version, targets)
     }
 
     // MARK: Views
@@ -125,7 +147,7 @@ enum DeploymentRoutes {
             certificateVersion: record.certificateVersion, status: record.status.rawValue, options: options,
             steps: (try? record.steps()) ?? [], failure: try? record.failure(), attention: result.flatMap { $0.attention.isEmpty ? nil : $0.attention },
             statusNote: record.statusNote, attempts: record.attempts, createdAt: record.createdAt, startedAt: record.startedAt,
-            finishedAt: record.finishedAt, actor: record.actor)
+            finishedAt: record.finishedAt, actor: record.actor, rolloutID: record.rolloutID, wave: record.wave.map { $0 + 1 })
     }
 
     // MARK: Server-Sent Events

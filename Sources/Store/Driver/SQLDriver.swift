@@ -155,6 +155,8 @@ struct SQLDialect: Sendable {
     let noKeyUpdate: String
     /// On the SELECT of a row about to be deleted.
     let forUpdate: String
+    /// On the SELECT of rows one replica works on (open rollouts): another replica skips them instead of waiting.
+    let forUpdateSkipLocked: String
 }
 
 /// A backend connection: runs transactions and maps its errors to `StoreError`.

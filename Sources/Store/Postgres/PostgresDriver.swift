@@ -18,7 +18,8 @@ final class PostgresDriver: SQLDriver {
         claimTarget: "FOR NO KEY UPDATE SKIP LOCKED",
         keyShare: "FOR KEY SHARE",
         noKeyUpdate: "FOR NO KEY UPDATE",
-        forUpdate: "FOR UPDATE")
+        forUpdate: "FOR UPDATE",
+        forUpdateSkipLocked: "FOR UPDATE SKIP LOCKED")
 
     private let client: PostgresClient
     private let runTask: Task<Void, Never>

@@ -6,7 +6,8 @@ import VaporCSQLite
 /// lock), with write transactions started as `BEGIN IMMEDIATE` so they also exclude other processes on the same file.
 /// A whole transaction runs on that thread, statement after statement, with no thread switch in between.
 final class SQLiteDriver: SQLDriver {
-    let dialect = SQLDialect(name: "sqlite", skipLockedDeployments: "", claimTarget: "", keyShare: "", noKeyUpdate: "", forUpdate: "")
+    let dialect = SQLDialect(name: "sqlite", skipLockedDeployments: "", claimTarget: "", keyShare: "", noKeyUpdate: "", forUpdate: "",
+                             forUpdateSkipLocked: "")
 
     private let handle: SQLiteHandle
     private let thread: SQLiteThread

@@ -162,6 +162,40 @@ final class APIClient: Sendable {
         return ServerSentEvents(response.body.map { Array($0.readableBytesView) })
     }
 
+    // MARK: Rollouts
+
+    func createRollout(_ request: DeploymentRequest) async throws -> RolloutView { try await send(.post, "/api/v1/rollouts", body: request) }
+
+    /// - Parameter state: comma-separated states, e.g. `running,halted`.
+    func rollouts(certificate: String? = nil, state: String? = nil, limit: Int? = nil, cursor: String? = nil) async throws -> ListResponse<RolloutView> {
+        try await get("/api/v1/rollouts", query: [("certificate", certificate), ("state", state), ("limit", limit.map(String.init)), ("cursor", cursor)])
+    }
+
+    func rollout(_ id: UUID) async throws -> RolloutView { try await get("/api/v1/rollouts/\(id.lowercasedText)") }
+
+    /// `pause`, `resume`, `approve`, `abort` (optionally with rollback) or `retry`.
+    func rolloutAction(_ id: UUID, _ action: String, rollback: Bool? = nil) async throws -> RolloutActionResponse {
+        try await send(.post, "/api/v1/rollouts/\(id.lowercasedText)/\(Self.segment(action))", body: RolloutActionRequest(rollback: rollback))
+    }
+
+    // MARK: Maintenance windows and policies
+
+    func createWindow(_ request: WindowRequest) async throws -> WindowView { try await send(.post, "/api/v1/windows", body: request) }
+
+    func windows() async throws -> ListResponse<WindowView> { try await get("/api/v1/windows") }
+
+    func deleteWindow(_ name: String) async throws {
+        _ = try await perform(.delete, "/api/v1/windows/\(Self.segment(name))")
+    }
+
+    func certificatePolicy(_ name: String) async throws -> CertificatePolicyView {
+        try await get("/api/v1/certificates/\(Self.segment(name))/policy")
+    }
+
+    func setCertificatePolicy(_ name: String, _ request: CertificatePolicyRequest) async throws -> CertificatePolicyView {
+        try await send(.put, "/api/v1/certificates/\(Self.segment(name))/policy", body: request)
+    }
+
     // MARK: Audit
 
     func audit(actor: String? = nil, action: String? = nil, objectType: String? = nil, objectID: String? = nil, limit: Int? = nil,

@@ -6,6 +6,10 @@ import Foundation
 struct RemoteDeploy {
     var request: DeploymentRequest
     var follow: Bool
+    /// Following a rollout: keep going through approval gates (someone else approves).
+    var waitApproval = false
+    /// Following a rollout on a terminal: redraw a live view.
+    var live = false
 
     /// What to print.
     enum Printing {
@@ -20,12 +24,17 @@ struct RemoteDeploy {
     struct Outcome {
         var status: Int32
         var deployments: [DeploymentView]
+        /// Set when the server staged the deploy as a rollout (more than one target).
+        var rollout: RolloutView?
     }
 
     func execute(client: APIClient, console: Console, printing: Printing) async throws -> Outcome {
         let created = try await client.createDeployments(request).items
         guard !created.isEmpty else {
             throw InputError("no target matches --to \(describeSelection())")
+        }
+        if let rolloutID = created.first?.rolloutID {
+            return try await executeRollout(rolloutID, created: created, client: client, console: console, printing: printing)
         }
         guard follow else {
             switch printing {
@@ -55,6 +64,37 @@ struct RemoteDeploy {
         }
         // A deployment not followed to its end is still queued or running, which counts as 1.
         return Outcome(status: DeploymentReport.exitStatus(statuses: results.map(\.deployment.status)), deployments: results.map(\.deployment))
+    }
+
+    /// Several targets: the server made a rollout. Followed wave by wave; its outcome is the exit status.
+    func executeRollout(_ id: UUID, created: [DeploymentView], client: APIClient, console: Console, printing: Printing) async throws -> Outcome {
+        let rollout = try await client.rollout(id)
+        let dryRun = request.options?.dryRun == true ? " (dry run)" : ""
+        if printing == .text {
+            console.line("Rollout \(id.lowercasedText): \(rollout.certificate) v\(rollout.certificateVersion) to \(rollout.targetCount) targets in \(rollout.waves.count) "
+                         + "wave\(rollout.waves.count == 1 ? "" : "s")\(dryRun) (\(RolloutReport.strategyText(rollout.strategy)))")
+        }
+        guard follow else {
+            switch printing {
+            case .text: console.line("Watch it with `certdeploy rollouts show \(id.lowercasedText) --follow`, or deploy with --follow.")
+            case .json: try console.json(rollout)
+            case .none: break
+            }
+            return Outcome(status: 0, deployments: created, rollout: rollout)
+        }
+        let followed = await RolloutFollower(client: client, console: console, live: live && printing == .text, waitApproval: waitApproval,
+                                             printProgress: printing == .text).follow(id)
+        switch printing {
+        case .text:
+            console.line("")
+            RolloutReport.details(followed.rollout).forEach(console.line)
+            if let error = followed.error { console.error("error: \(error)") }
+        case .json:
+            try console.json(followed.rollout)
+        case .none:
+            break
+        }
+        return Outcome(status: RolloutReport.exitStatus(followed.rollout), deployments: created, rollout: followed.rollout)
     }
 
     private func versionText(_ deployments: [DeploymentView]) -> String {

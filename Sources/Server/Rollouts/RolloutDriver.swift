@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import Store
+
+/// Moves open rollouts on: after every deployment this replica finishes, after every rollout request or action,
+/// and on the poll interval (for work other replicas did, and for windows that open and pauses that end). Every
+/// replica runs one; the store hands each rollout to one of them at a time (its row lock), so they never both start
+/// a wave. The decisions themselves are the store's (`advanceRollouts`); this loop only decides when to ask.
+public final class RolloutDriver: Service, Sendable {
+    let store: any Store
+    let events: DeploymentEvents
+    let wakeups: ChangeNotifier<Int>
+    let pollInterval: Duration
+    let logger: Logger
+    let now: @Sendable () -> Date
+    /// Recorded on the rollouts it drives (`drivenBy`): this replica's worker id and boot.
+    let driverID: String
+    /// Wakes the deployment workers when a wave releases children.
+    let wakeWorkers: @Sendable () -> Void
+
+    init(store: any Store, events: DeploymentEvents, wakeups: ChangeNotifier<Int>, pollInterval: Duration, driverID: String, logger: Logger,
+         now: @escaping @Sendable () -> Date = { Date() }, wakeWorkers: @escaping @Sendable () -> Void) {
+        self.store = store
+        self.events = events
+        self.wakeups = wakeups
+        self.pollInterval = pollInterval
+        self.driverID = driverID
+        self.logger = logger
+        self.now = now
+        self.wakeWorkers = wakeWorkers
+    }
+
+    /// Advance soon (a child finished, a rollout was created or acted on).
+    public func wake() { wakeups.notify(0) }
+
+    public func run() async throws {
+        let stopping = ManagedFlag()
+        await withGracefulShutdownHandler {
+            while !stopping.value {
+                let generation = wakeups.generation(of: 0)
+                let wakeAt = await advance(only: nil)
+                var timeout = pollInterval
+                if let wakeAt {
+                    let untilThen = Duration.milliseconds(max(0, Int(wakeAt.timeIntervalSince(now()) * 1000)))
+                    timeout = min(timeout, untilThen)
+                }
+                await wakeups.wait(for: 0, after: generation, timeout: timeout)
+            }
+        } onGracefulShutdown: {
+            stopping.set()
+            self.wakeups.notify(0)
+        }
+    }
+
+    /// One pass: returns the earliest time a rollout asked to be looked at again.
+    @discardableResult
+    func advance(only: UUID?) async -> Date? {
+        let advances: [RolloutAdvance]
+        do {
+            advances = try await store.advanceRollouts(driver: driverID, only: only, now: now())
+        } catch {
+            logger.error("cannot advance rollouts: \(error)")
+            return nil
+        }
+        var released = false
+        for advance in advances {
+            for event in advance.events {
+                logger.info("rollout \(advance.rollout.id): \(event.outcome): \(event.detail)")
+            }
+            events.notify(advance.rollout.id)
+            for child in advance.changedChildren { events.notify(child) }
+            if !advance.changedChildren.isEmpty { released = true }
+        }
+        if released { wakeWorkers() }
+        return advances.compactMap(\.wakeAt).min()
+    }
+}
+
+/// A flag set once (at shutdown), read from the loop.
+final class ManagedFlag: Sendable {
+    private let box = NIOLockedValueBox(false)
+    var value: Bool { box.withLockedValue { $0 } }
+    func set() { box.withLockedValue { $0 = true } }
+}
