@@ -29,12 +29,14 @@ test: deps-test
 	$(SWIFT) test --skip-build --disable-swift-testing
 	bash scripts/schemathesis.sh
 
-## make bench: fleet deploy benchmark against a local sshd, then the HTTP API benchmark (10,000 targets, SQLite and
-## PostgreSQL; see README, Performance). ARGS go to the fleet benchmark, API_ARGS to the API one
+## make bench: fleet deploy benchmark against a local sshd, a rollout of 200 targets through the API, then the HTTP
+## API benchmark (10,000 targets, SQLite and PostgreSQL; see README, Performance). ARGS go to the fleet benchmark,
+## ROLLOUT_ARGS to the rollout one, API_ARGS to the API one
 ## (API_ARGS="--targets 10000 --clients 16 --store sqlite|postgres|both").
 bench: deps-test
 	$(SWIFT) build -c release --product certdeploy-bench
 	.build/release/certdeploy-bench fleet $(ARGS)
+	.build/release/certdeploy-bench rollout $(ROLLOUT_ARGS)
 	.build/release/certdeploy-bench api $(API_ARGS)
 
 clean:

@@ -95,41 +95,9 @@ func runFleetBench(_ options: FleetOptions) async throws {
         return (Double(directories.count) / elapsed, latencies.sorted(), connections, outcomes)
     }
 
-    // The floor: one OpenSSH client process per target, same concurrency, curve25519 key exchange.
-    func runFloor() async throws -> (rate: Double, latencies: [Double]) {
-        let pool = BlockingPool(threads: options.concurrency)
-        let certificate = Data(bundle.fullChainPEM.utf8)
-        let started = ContinuousClock.now
-        var latencies: [Double] = []
-        try await withThrowingTaskGroup(of: Double.self) { group in
-            var next = 0
-            func add(_ index: Int) {
-                let directory = directories[index]
-                group.addTask {
-                    try await pool.run {
-                        let begin = ContinuousClock.now
-                        let result = try ProcessRunner.run("/usr/bin/ssh", [
-                            "-i", userKey.privateKeyPath, "-p", String(sshd.port),
-                            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                            "-o", "KexAlgorithms=curve25519-sha256", "-o", "LogLevel=ERROR",
-                            "\(benchUser)@127.0.0.1", "cat > \(directory)/floor.tmp && mv \(directory)/floor.tmp \(directory)/floor.pem && true && true",
-                        ], stdin: certificate)
-                        guard result.status == 0 else { throw HarnessError("ssh floor failed: \(result.stderr)") }
-                        return seconds(ContinuousClock.now - begin)
-                    }
-                }
-            }
-            while next < min(options.concurrency, directories.count) { add(next); next += 1 }
-            for try await latency in group {
-                latencies.append(latency)
-                if next < directories.count { add(next); next += 1 }
-            }
-        }
-        return (Double(directories.count) / seconds(ContinuousClock.now - started), latencies.sorted())
-    }
-
     func acceptedConnections() -> Int { sshd.log().components(separatedBy: "Accepted publickey").count - 1 }
-    let floor = try await runFloor()
+    let floor = try await measureSSHFloor(sshd: sshd, userKey: userKey, user: benchUser, directories: directories,
+                                          payload: Data(bundle.fullChainPEM.utf8), concurrency: options.concurrency)
     print(String(format: "floor (ssh + cat/mv):   %7.1f deploys/s   p50 %6.1f ms   p99 %6.1f ms",
                  floor.rate, percentile(floor.latencies, 0.5) * 1000, percentile(floor.latencies, 0.99) * 1000))
 

@@ -164,9 +164,10 @@ final class ClientTransportTests: XCTestCase {
         XCTAssertTrue(unknownOutput.error.contains("query:connector: unknown connector \"iis\""), unknownOutput.error)
     }
 
-    /// `deploy <certificate> --to … --follow` against two real targets on real nginx: web-1 succeeds, web-2's validate
-    /// command fails so it is rolled back. Each target's steps are printed once, prefixed with its name; the summary
-    /// lists both; the exit status is the worst outcome (3, rolled back).
+    /// `deploy <certificate> --to … --follow` against two real targets on real nginx, staged as a rollout (the canary
+    /// web-1, then web-2): web-1 succeeds, web-2's validate command fails so it is rolled back and the rollout halts.
+    /// Each target's steps are printed once, prefixed with its name, with the waves and the halt as plain lines; the
+    /// summary lists both by wave; the exit status is 3 (every target that did not succeed was rolled back).
     func testFollowShowsEachTargetsStepsAndExitsWithTheWorstOutcome() async throws {
         let site = try NginxSite()
         let server = try await startServer()
@@ -190,7 +191,10 @@ final class ClientTransportTests: XCTestCase {
         let (status, output) = await run(server, key: server.deployerKey) { try await deploy.execute(client: $0, console: $1, printing: .text).status }
         XCTAssertEqual(status, 3, output.out + output.error)
         let lines = output.out.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.first, "Deploying example v1 to 2 targets")
+        XCTAssertTrue(lines.first?.hasPrefix("Rollout ") == true && lines.first?.contains(": example v1 to 2 targets in 2 waves") == true, output.out)
+        XCTAssertTrue(lines.contains("wave 1/2 (canary) started: 1 target"), output.out)
+        XCTAssertTrue(lines.contains("wave 2/2 started: 1 target"), output.out)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("HALTED: failure budget exceeded (0 allowed, 1 failed) in wave 2 of 2: web-2 rolled_back") }, output.out)
         for step in ["connect", "write", "validate", "reload", "verify"] {
             XCTAssertEqual(lines.filter { $0.hasPrefix("web-1  [ok  ] \(step) ") }.count, 1, "web-1 \(step) once:\n\(output.out)")
         }
@@ -199,9 +203,9 @@ final class ClientTransportTests: XCTestCase {
         XCTAssertEqual(lines.filter { $0.hasPrefix("web-2  [ok  ] rollback ") }.count, 1, output.out)
         XCTAssertFalse(lines.contains { $0.hasPrefix("web-2  ") && $0.contains("] verify ") }, output.out)
         let summary = Array(lines.suffix(3))
-        XCTAssertEqual(summary.first, "TARGET  STATUS       DURATION  DETAIL", output.out)
-        XCTAssertTrue(summary.count == 3 && summary[1].hasPrefix("web-1   succeeded    "), output.out)
-        XCTAssertTrue(summary.count == 3 && summary[2].hasPrefix("web-2   rolled_back  ") && summary[2].contains("validate: "), output.out)
+        XCTAssertEqual(summary.first, "WAVE        TARGET  STATUS       DURATION  DETAIL", output.out)
+        XCTAssertTrue(summary.count == 3 && summary[1].hasPrefix("1 (canary)  web-1   succeeded    "), output.out)
+        XCTAssertTrue(summary.count == 3 && summary[2].hasPrefix("2           web-2   rolled_back  ") && summary[2].contains("validate: "), output.out)
         XCTAssertFalse(output.out.contains("PRIVATE KEY"))
         let served = try await site.served(expecting: leaf.sha256Hex)
         XCTAssertEqual(served, leaf.sha256Hex)
@@ -212,14 +216,17 @@ final class ClientTransportTests: XCTestCase {
         let (queuedStatus, queuedOutput) = await run(server) { try await queued.execute(client: $0, console: $1, printing: .text).status }
         XCTAssertEqual(queuedStatus, 0, queuedOutput.error)
         let queuedLines = queuedOutput.out.split(separator: "\n").map(String.init)
-        XCTAssertEqual(Array(queuedLines.prefix(2)), ["Queued 2 deployments of example v1:", "TARGET  DEPLOYMENT                            STATUS"])
-        XCTAssertEqual(queuedLines.dropFirst(2).prefix(2).map { String($0.prefix(8)) }, ["web-1   ", "web-2   "], queuedOutput.out)
-        XCTAssertTrue(queuedLines.dropFirst(2).prefix(2).allSatisfy { $0.hasSuffix("  queued") }, queuedOutput.out)
-        // Let them end before the server stops: web-1 already has the files, web-2 fails again.
-        let ids = queuedLines.dropFirst(2).prefix(2).compactMap { UUID(uuidString: String($0.split(separator: " ")[1])) }
-        XCTAssertEqual(ids.count, 2)
-        var finals: [String] = []
-        for id in ids { finals.append(try await server.waitForDeployment(id).status) }
-        XCTAssertEqual(finals, ["unchanged", "rolled_back"])
+        XCTAssertEqual(queuedLines.count, 2, queuedOutput.out)
+        let rolloutID = try XCTUnwrap(queuedLines.first.flatMap { UUID(uuidString: String($0.dropFirst("Rollout ".count).prefix(36))) }, queuedOutput.out)
+        XCTAssertEqual(queuedLines.last, "Watch it with `certdeploy rollouts show \(rolloutID.lowercasedText) --follow`, or deploy with --follow.")
+        // Let it end before the server stops: web-1 already has the files, web-2 fails again and the rollout halts.
+        // `rollouts show --follow` follows it to there and exits with its outcome.
+        let show = try RolloutsCommand.Show.parse([rolloutID.lowercasedText, "--follow"])
+        let (showStatus, showOutput) = await run(server) { try await show.execute(client: $0, console: $1) }
+        XCTAssertEqual(showStatus, 3, showOutput.out + showOutput.error)
+        XCTAssertTrue(showOutput.out.contains("stopped      failure budget exceeded"), showOutput.out)
+        let final = try await server.request(.GET, "/api/v1/rollouts/\(rolloutID.lowercasedText)").decode(RolloutView.self)
+        XCTAssertEqual(final.state, "halted")
+        XCTAssertEqual(final.waves.flatMap(\.targets).map(\.status), ["unchanged", "rolled_back"])
     }
 }

@@ -399,8 +399,9 @@ final class ClientUnitTests: XCTestCase {
         }
     }
 
-    func testPushRequiresTargetsAndAValidName() {
-        XCTAssertThrowsError(try PushCommand.parse(["--cert", "c.pem", "--key", "k.pem"]))
+    func testPushNeedsAValidNameAndTargetsOnlyWithoutAutoRollout() {
+        // Without --to, push relies on the certificate's auto-rollout policy (checked after the upload).
+        XCTAssertNoThrow(try PushCommand.parse(["--cert", "c.pem", "--key", "k.pem"]))
         XCTAssertThrowsError(try PushCommand.parse(["--to", "role=web", "--name", "bad name"]))
         XCTAssertNoThrow(try PushCommand.parse(["--to", "role=web"]))
     }

@@ -344,7 +344,8 @@ final class CrashRecoveryTests: XCTestCase {
         let privateKey = try directory.write("leaf.key", leaf.privateKeyPKCS8PEM, mode: 0o600)
         let chain = try directory.write("chain.pem", ca.chainPEM)
         XCTAssertEqual(try client(["certs", "upload", "--name", "example", "--cert", cert, "--key", privateKey, "--chain", chain], port: port, key: key).status, 0)
-        let queued = try client(["deploy", "example", "--to", "role=web"], port: port, key: key)
+        // One wave of all three (no canary), so all three are in flight when the server dies.
+        let queued = try client(["deploy", "example", "--to", "role=web", "--canary", "0", "--waves", "100%"], port: port, key: key)
         XCTAssertEqual(queued.status, 0, "\(queued)")
 
         // The fault hook kills the server once the first deployment passed validate.

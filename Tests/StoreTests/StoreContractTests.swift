@@ -822,15 +822,15 @@ class StoreContractTests: XCTestCase {
 
     func testMigrationsAreVersionedAndIdempotent() async throws {
         let store = try await makeStore()
-        await assertEqual(try await store.schemaVersion(), 3)
+        await assertEqual(try await store.schemaVersion(), 4)
         _ = try await store.createCertificate(name: "kept", actor: "alice")
         try await store.close()
 
         let again = try await reopenStore()
-        await assertEqual(try await again.schemaVersion(), 3)
+        await assertEqual(try await again.schemaVersion(), 4)
         await assertEqual(try await again.certificate(named: "kept").name, "kept")
         let rows = try await rawSQL(again, "SELECT version, name FROM schema_migrations ORDER BY version")
-        XCTAssertEqual(try rows.map { try $0.int("version") }, [1, 2, 3])
+        XCTAssertEqual(try rows.map { try $0.int("version") }, [1, 2, 3, 4])
 
         // A database from a newer certdeploy is refused, not half-used.
         try await rawSQL(again, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from the future', 0)")

@@ -10,6 +10,8 @@ public struct MaintenanceSchedule: Sendable, Equatable, CustomStringConvertible 
     public var start: Int
     public var end: Int
     public var timeZone: TimeZone
+    /// The zone as written (Foundation calls UTC "GMT").
+    public var timeZoneName: String
 
     private static let dayNames = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]
 
@@ -31,8 +33,10 @@ public struct MaintenanceSchedule: Sendable, Equatable, CustomStringConvertible 
                 throw ScheduleError("\(words[2].debugDescription) is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)")
             }
             timeZone = zone
+            timeZoneName = words[2]
         } else {
             timeZone = TimeZone(identifier: "UTC")!
+            timeZoneName = "UTC"
         }
     }
 
@@ -67,7 +71,7 @@ public struct MaintenanceSchedule: Sendable, Equatable, CustomStringConvertible 
         let names = ["", "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let days = weekdays.count == 7 ? "daily" : [2, 3, 4, 5, 6, 7, 1].filter(weekdays.contains).map { names[$0] }.joined(separator: ",")
         func time(_ minutes: Int) -> String { String(format: "%02d:%02d", minutes / 60, minutes % 60) }
-        return "\(days) \(time(start))-\(time(end)) \(timeZone.identifier)"
+        return "\(days) \(time(start))-\(time(end)) \(timeZoneName)"
     }
 
     /// The occurrences that overlap the week around `date`: each window as [opens, closes).

@@ -25,6 +25,8 @@ enum OpenAPIComponents {
         case certificateName = "CertificateName"
         case targetRef = "TargetRef"
         case deploymentID = "DeploymentID"
+        case rolloutID = "RolloutID"
+        case windowName = "WindowName"
         case connectorID = "ConnectorID"
 
         var ref: SpecValue { ["$ref": .string("#/components/parameters/\(rawValue)")] }
@@ -45,6 +47,10 @@ enum OpenAPIComponents {
                 return path("target", "The target's id (a UUID) or its name.", Schema.ref("Name"))
             case .deploymentID:
                 return path("id", "The deployment's id.", Schema.uuid)
+            case .rolloutID:
+                return path("id", "The rollout's id.", Schema.uuid)
+            case .windowName:
+                return path("name", "The window's name.", Schema.ref("Name"))
             case .connectorID:
                 return path("id", "The connector's id.", Schema.ref("ConnectorID"))
             }
@@ -54,8 +60,8 @@ enum OpenAPIComponents {
         var impliedErrors: [ErrorStatus] {
             switch self {
             case .limit, .cursor, .namePrefix: [.unprocessableContent]
-            case .certificateName, .targetRef, .connectorID: [.notFound]
-            case .deploymentID: [.badRequest, .notFound]
+            case .certificateName, .targetRef, .connectorID, .windowName: [.notFound]
+            case .deploymentID, .rolloutID: [.badRequest, .notFound]
             }
         }
     }

@@ -77,6 +77,8 @@ public enum OpenAPIDocument {
         ["name": "certificates", "description": "Certificates and their versions. Private keys are write-only."],
         ["name": "targets", "description": "Where certificates go: a connector, how to reach the server, and its config."],
         ["name": "deployments", "description": "Deploying a certificate version to targets, and following it."],
+        ["name": "rollouts", "description": "Staged pushes to many targets: canary, waves, a failure budget, approval gates."],
+        ["name": "windows", "description": "Maintenance windows and freezes that rollouts respect."],
         ["name": "audit", "description": "Who did what, when."],
     ]
 }

@@ -62,11 +62,12 @@ enum OpenAPISchemas {
             // Audit
             ("AuditEventView", auditEventView),
             ("AuditEventList", list(of: "AuditEventView")),
-        ])
+        ] + rolloutSchemas)
     }
 
     /// The request bodies (`TargetInput`, …): each refuses unknown fields. The tests check this list.
-    static let requestSchemas = ["CertificateUpload", "TargetInput", "DeploymentRequest", "DeploymentOptions"]
+    static let requestSchemas = ["CertificateUpload", "TargetInput", "DeploymentRequest", "DeploymentOptions", "RolloutStrategy",
+                                 "RolloutActionRequest", "WindowRequest", "CertificatePolicyRequest"]
 
     // MARK: - Errors
 
@@ -248,6 +249,7 @@ enum OpenAPISchemas {
         .required("privateKey", Schema.enumeration([redactedPlaceholder]), "Always `<redacted>`: the key is stored encrypted and never returned."),
         .required("createdAt", Schema.dateTime),
         .required("notes", Schema.array(Schema.string), "Notes from preflight (chain reordered, …)."),
+        .optional("autoRollout", Schema.uuid, "The rollout this upload started (the certificate's policy has `autoRollout`)."),
     ])
 
     static let certificateView = Schema.object("A named certificate. `versions` is present only on `GET /api/v1/certificates/{name}`.", [
@@ -372,6 +374,8 @@ enum OpenAPISchemas {
             .optional("targets", Schema.array(Schema.ref("Name")), "Target ids or names."),
             .optional("selector", Schema.ref("LabelSelector")),
             .optional("options", Schema.ref("DeploymentOptions")),
+            .optional("strategy", Schema.ref("RolloutStrategy"), "More than one target: how the rollout stages them (default: the certificate's policy, else the default strategy)."),
+            .optional("ignoreWindows", Schema.boolean, "Deploy even outside the targets' maintenance windows (admin; audited)."),
         ])
     }
 
@@ -398,10 +402,12 @@ enum OpenAPISchemas {
         .optional("startedAt", Schema.dateTime),
         .optional("finishedAt", Schema.dateTime),
         .required("actor", Schema.string, "The API key name that asked for it."),
+        .optional("rolloutID", Schema.uuid, "The rollout it belongs to."),
+        .optional("wave", Schema.integer.adding([("minimum", 1)]), "Its wave in the rollout (1 is the first)."),
     ])
 
     static let deploymentStatus = Schema.enumeration(DeploymentStatus.allCases.map(\.rawValue),
-        "`queued` and `running` are live; the rest are final.")
+        "`pending` (a rollout's wave has not started), `waiting_window` (outside its maintenance window), `queued` and `running` are live; the rest are final.")
 
     static let stepRecord = Schema.object("One stage of a deploy. Never holds secrets.", [
         .required("name", Schema.ref("StepName")),

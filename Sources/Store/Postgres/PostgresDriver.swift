@@ -205,7 +205,7 @@ final class PostgresDriver: SQLDriver {
 enum ConstraintNames {
     static func field(forPostgresConstraint name: String?) -> String {
         switch name {
-        case "certificates_pkey", "targets_name_unique": "name"
+        case "certificates_pkey", "targets_name_unique", "maintenance_windows_name_unique": "name"
         case "targets_pkey", "deployments_pkey": "id"
         case "certificate_versions_pkey": "version"
         case "deployments_one_running_per_target": "targetID"
@@ -217,7 +217,7 @@ enum ConstraintNames {
     static func field(forSQLiteMessage message: String) -> String {
         let columns = message.components(separatedBy: "failed: ").last ?? message
         switch columns {
-        case "certificates.name", "targets.name": return "name"
+        case "certificates.name", "targets.name", "maintenance_windows.name": return "name"
         case "targets.id", "deployments.id": return "id"
         case "certificate_versions.certificate_name, certificate_versions.version": return "version"
         case "deployments.target_id": return "targetID"

@@ -65,8 +65,8 @@ enum RolloutProgress {
             return decision
         }
         guard inWave.allSatisfy(\.status.isFinal) else { return decision }
-        // The wave is done.
-        let finishedAt = rollout.waveFinishedAt ?? now
+        // The wave is done: when its last child finished (the pause between waves counts from there).
+        let finishedAt = rollout.waveFinishedAt ?? inWave.compactMap(\.finishedAt).max() ?? now
         if rollout.waveFinishedAt == nil {
             decision.waveFinishedAt = finishedAt
             decision.events.append(Event(outcome: "wave_finished", detail: waveText(wave, rollout.waveCount, children) + ": " + counts(inWave)))

@@ -30,6 +30,7 @@ struct RolloutFollower: Sendable {
         var seenWaves: [Int: String] = [:]
         var seenState: String?
         var drawnLines = 0
+        var stepsPrinted = Set<UUID>()
         var latest: RolloutView?
         var failingSince: ContinuousClock.Instant?
         let started = ContinuousClock.now
@@ -59,6 +60,7 @@ struct RolloutFollower: Sendable {
                     console.line(text)
                     drawnLines = lines.count
                 } else {
+                    await printFinishedSteps(rollout, printed: &stepsPrinted)
                     for line in RolloutReport.changes(rollout, seenChildren: &seenChildren, seenWaves: &seenWaves, seenState: &seenState) {
                         console.line(line)
                     }
@@ -67,6 +69,24 @@ struct RolloutFollower: Sendable {
             if rollout.isFinished || rollout.state == "halted" { return Outcome(rollout: rollout) }
             if rollout.state == "waiting_approval" && !waitApproval { return Outcome(rollout: rollout) }
             do { try await Task.sleep(for: pollInterval) } catch { return Outcome(rollout: rollout, error: "stopped following") }
+        }
+    }
+}
+
+extension RolloutFollower {
+    /// Plain output: each target's steps once it finished, prefixed with its name (`web-1  [ok  ] write …`), as a
+    /// deploy to one target prints them.
+    func printFinishedSteps(_ rollout: RolloutView, printed: inout Set<UUID>) async {
+        let children = rollout.waves.flatMap(\.targets)
+        let width = children.map { ($0.targetName ?? "").count }.max() ?? 0
+        for child in children where !printed.contains(child.deploymentID) && RolloutReport.isFinal(child.status) && child.status != "cancelled" {
+            printed.insert(child.deploymentID)
+            guard let deployment = try? await client.deployment(child.deploymentID) else { continue }
+            let name = child.targetName ?? String(child.targetID.lowercasedText.prefix(8))
+            let prefix = name + String(repeating: " ", count: max(0, width - name.count)) + "  "
+            for step in deployment.steps {
+                if let text = StepPrinter.text(step, prefix: prefix) { console.line(text) }
+            }
         }
     }
 }
@@ -86,6 +106,10 @@ enum RolloutReport {
             if !bad.isEmpty, bad.allSatisfy({ $0 == "rolled_back" }) { return 3 }
             return 1
         }
+    }
+
+    static func isFinal(_ status: String) -> Bool {
+        !["pending", "waiting_window", "queued", "running"].contains(status)
     }
 
     /// `ROLLOUT CERTIFICATE STATE WAVE TARGETS CREATED`.
