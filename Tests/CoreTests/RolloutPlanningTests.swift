@@ -75,7 +75,7 @@ final class RolloutPlanningTests: XCTestCase {
         XCTAssertTrue(encoded.contains(#""waves":"20%""#), encoded)
         XCTAssertEqual(try JSONDecoder().decode(RolloutStrategy.self, from: Data(encoded.utf8)), decoded)
         XCTAssertEqual(try JSONDecoder().decode(RolloutStrategy.self, from: Data("{}".utf8)), .default)
-        for bad in [#"{"waves":"lots"}"#, #"{"canary":true}"#, #"{"order":"zone"}"#, #"{"pauseBetweenWaves":"soon"}"#, #"{"approval":"later"}"#] {
+        for bad in [#"{"waves":"lots"}"#, #"{"canary":true}"#, #"{"order":"zone"}"#, #"{"pauseBetweenWaves":"soon"}"#, #"{"pauseBetweenWaves":"999999999999999999d"}"#, #"{"pauseBetweenWaves":-5}"#, #"{"approval":"later"}"#] {
             XCTAssertThrowsError(try JSONDecoder().decode(RolloutStrategy.self, from: Data(bad.utf8)), bad)
         }
         XCTAssertEqual(RolloutStrategy(failureBudget: .percent(10)).allowedFailures(targetCount: 25), 2)

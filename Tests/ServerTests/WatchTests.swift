@@ -319,6 +319,16 @@ final class WatchTests: XCTestCase {
         let updated = try await server.send(.PUT, "/api/v1/targets/web-1", json: input)
         XCTAssertEqual(updated.status, 200, updated.text)
         XCTAssertEqual(try updated.decode(TargetView.self).autoRemediate, true)
+        // Inside a freeze the remediation waits (audited once), and nothing is deployed.
+        let freeze = WindowRequest(name: "freeze", target: "web-1", freeze: .init(from: "2020-01-01", until: "2999-12-31"))
+        await assertEqual(try await server.send(.POST, "/api/v1/windows", json: freeze).status, 201)
+        for _ in 0..<2 { _ = try await server.request(.POST, "/api/v1/targets/web-1/verify", as: .deployer) }
+        let deferred = try await server.audit("target.drift.remediate")
+        XCTAssertEqual(deferred.map(\.outcome), ["deferred"])
+        XCTAssertTrue(deferred.first?.detail?.contains("frozen by freeze until 3000-01-01T00:00:00Z") == true, deferred.first?.detail ?? "")
+        let stillOne = try await server.deployments(of: "web-1").count
+        XCTAssertEqual(stillOne, 1, "no remediation inside the freeze")
+        await assertEqual(try await server.request(.DELETE, "/api/v1/windows/freeze").status, 204)
         _ = try await server.request(.POST, "/api/v1/targets/web-1/verify", as: .deployer)
         let observed22 = try await server.deployments(of: "web-1").first { $0.actor == TargetWatch.remediationActor }
         let remediation = try XCTUnwrap(observed22)
@@ -330,8 +340,8 @@ final class WatchTests: XCTestCase {
         XCTAssertEqual(restored.sync, "in_sync")
         let observed24 = try await server.request(.GET, "/metrics").text.contains("certdeploy_targets_drifted 0")
         XCTAssertTrue(observed24)
-        let observed25 = try await server.audit("target.drift.remediate").count
-        XCTAssertEqual(observed25, 1)
+        let observed25 = try await server.audit("target.drift.remediate").map(\.outcome)
+        XCTAssertEqual(observed25, ["queued", "deferred"])
         let observed26 = try await server.audit("target.drift.resolved").count
         XCTAssertEqual(observed26, 1)
     }

@@ -200,33 +200,45 @@ public struct RolloutStrategy: Codable, Sendable, Equatable {
     }
 }
 
-/// A duration on the wire as `"90s"`, `"10m"`, `"2h"` or `"1d"` (or a number of seconds).
+/// A duration on the wire as `"90s"`, `"10m"`, `"2h"` or `"1d"` (or a number of seconds), at most a year.
 public struct RolloutDuration: Codable, Sendable, Equatable, CustomStringConvertible {
     public var seconds: Int
+
+    /// A year: longer is a mistake, not a pause.
+    public static let maximumSeconds = 366 * 86_400
 
     public init(seconds: Int) { self.seconds = seconds }
 
     public init?(parsing text: String) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        if let last = trimmed.last, let unit = units[last], let value = Int(trimmed.dropLast()), value >= 0 {
-            seconds = value * unit
-        } else if let value = Int(trimmed), value >= 0 {
-            seconds = value
+        var value: Int
+        if let last = trimmed.last, let unit = units[last], let number = Int(trimmed.dropLast()) {
+            let (product, overflow) = number.multipliedReportingOverflow(by: unit)
+            guard !overflow else { return nil }
+            value = product
+        } else if let number = Int(trimmed) {
+            value = number
         } else {
             return nil
         }
+        guard (0...Self.maximumSeconds).contains(value) else { return nil }
+        seconds = value
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let value = try? container.decode(Int.self), value >= 0 {
+        if let value = try? container.decode(Int.self) {
+            guard (0...Self.maximumSeconds).contains(value) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "must be between 0 and a year (\(Self.maximumSeconds) seconds)")
+            }
             seconds = value
             return
         }
         let text = try container.decode(String.self)
         guard let parsed = RolloutDuration(parsing: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\(text.debugDescription) is not a duration such as \"30s\", \"10m\" or \"2h\"")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "\(text.debugDescription) is not a duration such as \"30s\", \"10m\" or \"2h\" (at most a year)")
         }
         self = parsed
     }

@@ -186,6 +186,7 @@ enum OpenAPIPaths {
                           "type": "string",
                           "pattern": .string(statusListPattern),
                       ]),
+                      OpenAPIComponents.query("rollout", "Only the deployments of this rollout.", Schema.uuid),
                       Param.limit.ref, Param.cursor.ref,
                   ],
                   success: [("200", json("DeploymentList", "One page of deployments."))]),

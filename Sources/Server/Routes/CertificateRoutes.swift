@@ -65,7 +65,14 @@ enum CertificateRoutes {
             actor: actor)
         var view = try versionView(record)
         view.notes = bundle.notes
-        view.autoRollout = try await autoRollout(record, actor: actor, env: env)
+        // The version is stored whatever happens next: a policy that cannot start its rollout is a note, not an error.
+        do {
+            view.autoRollout = try await autoRollout(record, actor: actor, env: env)
+        } catch {
+            let reason = (error as? APIError).map { problem in problem.problem(instance: nil).errors?.first.map { "\($0.pointer): \($0.detail)" } ?? problem.problem(instance: nil).detail } ?? "\(error)"
+            view.notes.append("auto-rollout not started: \(reason)")
+            env.logger.warning("auto-rollout of \(record.certificateName) v\(record.version) not started: \(reason)")
+        }
         return view
     }
 

@@ -135,6 +135,17 @@ extension TargetWatch {
                 logger.info("target \(target.name) is \(state.rawValue); a deployment is already queued or running, no remediation queued")
                 return
             }
+            // Remediation is a deploy: it waits for the target's maintenance window like any other.
+            if case .closed(let until, let reason) = await windowVerdict(target, at: now) {
+                let when = until.map { "; the next sweep after \(Self.format($0)) remediates it" } ?? ""
+                if noteWaitingForWindow(target, waiting: true) {
+                    await audit("target.drift.remediate", target: target, outcome: "deferred", detail: "\(state.rawValue): \(detail); \(reason)\(when)",
+                                actor: Self.remediationActor)
+                }
+                logger.info("target \(target.name) is \(state.rawValue); remediation waits: \(reason)")
+                return
+            }
+            _ = noteWaitingForWindow(target, waiting: false)
             let options = String(decoding: try JSONEncoder.api.encode(DeploymentRequest.Options(force: true)), as: UTF8.self)
             let record = try await enqueue(
                 target, certificate: current.record.certificateName, version: current.record.certificateVersion, optionsJSON: options,

@@ -247,6 +247,21 @@ extension TargetWatch {
         if let retryAt = push.retryAt, now < retryAt { return false }
         do {
             if try await hasLiveDeployment(target.id) { return false }
+            // A refresh is a deploy and waits for the target's window, unless the served staple would expire first.
+            if case .closed(let until, let reason) = await windowVerdict(target, at: now) {
+                let expires = current.staple?.nextUpdate
+                if let until, let expires, expires > until {
+                    if noteWaitingForWindow(target, waiting: true) {
+                        logger.info("staple refresh of target \(target.name) waits: \(reason); its staple is good until \(Self.format(expires))")
+                    }
+                    return false
+                }
+                await audit("staple.refresh.outside_window", target: target, outcome: "refreshing",
+                            detail: "\(reason); the served staple expires at \(expires.map(Self.format) ?? "an unknown time"), before the window opens"
+                                + (until.map { " at \(Self.format($0))" } ?? "") + ": refreshed anyway",
+                            actor: Self.refreshActor)
+            }
+            _ = noteWaitingForWindow(target, waiting: false)
             let record = try await enqueue(
                 target, certificate: current.record.certificateName, version: current.record.certificateVersion,
                 optionsJSON: StapleRefreshOrder(staple: staple).optionsJSON, actor: Self.refreshActor)

@@ -38,6 +38,8 @@ public final class TargetWatch: Sendable {
         var pushes: [UUID: Push] = [:]
         /// Targets that have per-target gauges.
         var gaugedTargets: Set<UUID> = []
+        /// Targets whose remediation or staple refresh waits for a maintenance window (audited once per wait).
+        var waitingForWindow: Set<UUID> = []
     }
 
     struct CertificateRefresh {
@@ -118,6 +120,23 @@ public final class TargetWatch: Sendable {
     }
 
     /// Records an audit event for something the watch did or saw (best effort: a failure is logged).
+    /// Whether the target's maintenance windows let a deploy start at `now`; if not, when they do, and why.
+    func windowVerdict(_ target: TargetRecord, at now: Date) async -> MaintenanceRules.Verdict {
+        do {
+            return try await store.maintenanceRules(targetID: target.id).verdict(at: now)
+        } catch {
+            logger.error("target \(target.name): cannot read its maintenance windows (\(error)); treating it as open")
+            return .open
+        }
+    }
+
+    /// Records, once per wait, that work on the target waits for its window; `false` once it may go ahead.
+    func noteWaitingForWindow(_ target: TargetRecord, waiting: Bool) -> Bool {
+        state.withLockedValue { state in
+            waiting ? state.waitingForWindow.insert(target.id).inserted : state.waitingForWindow.remove(target.id) != nil
+        }
+    }
+
     func audit(_ action: String, target: TargetRecord, outcome: String, detail: String, actor: String) async {
         do {
             try await store.recordAuditEvent(NewAuditEvent(
