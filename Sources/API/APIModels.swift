@@ -136,12 +136,19 @@ public struct CertificateUpload: Codable, Sendable {
     public var chainPEM: String?
     /// The private key. Write-only: never returned.
     public var privateKeyPEM: String
+    /// When the certificate's policy starts a rollout on this upload: its deploy options (a dry run, …) and a strategy
+    /// instead of the policy's. Ignored otherwise.
+    public var rolloutOptions: DeploymentRequest.Options?
+    public var rolloutStrategy: RolloutStrategy?
 
-    public init(name: String, certificatePEM: String, chainPEM: String? = nil, privateKeyPEM: String) {
+    public init(name: String, certificatePEM: String, chainPEM: String? = nil, privateKeyPEM: String,
+                rolloutOptions: DeploymentRequest.Options? = nil, rolloutStrategy: RolloutStrategy? = nil) {
         self.name = name
         self.certificatePEM = certificatePEM
         self.chainPEM = chainPEM
         self.privateKeyPEM = privateKeyPEM
+        self.rolloutOptions = rolloutOptions
+        self.rolloutStrategy = rolloutStrategy
     }
 }
 
@@ -163,9 +170,9 @@ public struct CertificateVersionView: Codable, Sendable, Equatable {
     /// Always `"<redacted>"`: the key is stored encrypted and never returned.
     public var privateKey: String
     public var createdAt: Date
-    /// Notes from preflight (chain reordered, …).
     /// Set on an upload that started a rollout (the certificate's policy has `autoRollout`).
     public var autoRollout: UUID?
+    /// Notes from preflight (chain reordered, …), and an auto-rollout that could not start.
     public var notes: [String]
 
     public init(
@@ -369,6 +376,8 @@ public struct DeploymentRequest: Codable, Sendable {
     public var ignoreWindows: Bool?
 
     public struct Options: Codable, Sendable {
+        /// No option set.
+        public var isEmpty: Bool { dryRun == nil && force == nil && allowMustStapleWithoutStapling == nil }
         public var dryRun: Bool?
         public var force: Bool?
         public var allowMustStapleWithoutStapling: Bool?
@@ -417,12 +426,16 @@ public struct DeploymentView: Codable, Sendable {
     /// The rollout it belongs to, and its wave there (1 is the first).
     public var rolloutID: UUID?
     public var wave: Int?
+    /// A rollout's retry replaced it (true; absent otherwise): its history stays, its outcome no longer counts.
+    public var superseded: Bool?
 
     public init(id: UUID, targetID: UUID, targetName: String?, certificate: String, certificateVersion: Int, status: String,
                 options: DeploymentRequest.Options, steps: [StepRecord], failure: DeployFailure?, attention: [String]?, statusNote: String?,
-                attempts: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?, actor: String, rolloutID: UUID? = nil, wave: Int? = nil) {
+                attempts: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?, actor: String, rolloutID: UUID? = nil, wave: Int? = nil,
+                superseded: Bool? = nil) {
         self.rolloutID = rolloutID
         self.wave = wave
+        self.superseded = superseded
         self.id = id
         self.targetID = targetID
         self.targetName = targetName

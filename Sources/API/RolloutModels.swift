@@ -242,7 +242,7 @@ public struct CertificatePolicyRequest: Codable, Sendable {
     /// Uploading a new version starts a rollout to every target bound to the certificate.
     public var autoRollout: Bool
     public var strategy: RolloutStrategy?
-    /// A bound target not serving the newest version this long after its upload is `behind` (default "24h").
+    /// A bound target not serving the newest version this long after its upload is `behind` (default "1d").
     public var behindAfter: RolloutDuration?
     public init(autoRollout: Bool, strategy: RolloutStrategy? = nil, behindAfter: RolloutDuration? = nil) {
         self.autoRollout = autoRollout

@@ -41,11 +41,13 @@ public struct TargetStatusView: Codable, Sendable, Equatable {
 public enum TargetSyncState: String, Codable, Sendable, CaseIterable {
     case inSync = "in_sync", drifted, unreachable, stapleMissing = "staple_missing", stapleStale = "staple_stale"
     case notDeployed = "not_deployed", notVerifiable = "not_verifiable"
+    /// Serves what was deployed, but the bound certificate was renewed a while ago and the new version is not live.
+    case behind
 
     /// A state the drift check audits as `target.drift` (and its end as `target.drift.resolved`).
     public var isProblem: Bool {
         switch self {
-        case .drifted, .unreachable, .stapleMissing, .stapleStale: true
+        case .drifted, .unreachable, .stapleMissing, .stapleStale, .behind: true
         case .inSync, .notDeployed, .notVerifiable: false
         }
     }

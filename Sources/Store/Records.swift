@@ -333,6 +333,8 @@ public enum AuditAction {
     public static let targetDelete = "target.delete"
     public static let deploymentEnqueue = "deployment.enqueue"
     public static let deploymentCancel = "deployment.cancel"
+    /// An admin deployed to a target outside its maintenance window (`ignoreWindows`).
+    public static let deploymentIgnoreWindows = "deployment.ignore_windows"
     public static let deploymentComplete = "deployment.complete"
     /// A worker gave a running deployment back to the queue to retry later (connection error).
     public static let deploymentRelease = "deployment.release"

@@ -83,7 +83,12 @@ struct PushCommand: AsyncParsableCommand {
             throw InputError("\(files.cert): \(error.message)")
         }
         let name = try self.name ?? CertificateName.derive(from: bundle.info)
-        let version = try await client.uploadCertificate(CertificateUpload(name: name, certificatePEM: certificatePEM, chainPEM: chainPEM, privateKeyPEM: keyPEM))
+        let deployOptions = DeploymentRequest.Options(dryRun: dryRun ? true : nil, force: force ? true : nil,
+                                                      allowMustStapleWithoutStapling: allowMustStapleWithoutStapling ? true : nil)
+        // Should the certificate's policy start a rollout on this upload, it gets this push's options and strategy.
+        let version = try await client.uploadCertificate(CertificateUpload(
+            name: name, certificatePEM: certificatePEM, chainPEM: chainPEM, privateKeyPEM: keyPEM,
+            rolloutOptions: deployOptions.isEmpty ? nil : deployOptions, rolloutStrategy: strategy))
         if options.output == .text { CertsCommand.uploaded(version).forEach(console.line) }
         if let autoRollout = version.autoRollout {
             if options.output == .text {
@@ -98,11 +103,9 @@ struct PushCommand: AsyncParsableCommand {
             return outcome.status
         }
         guard let selection else {
-            throw InputError("uploaded \(version.name) v\(version.version), but deployed nothing: give --to (a target or key=value), "
-                             + "or set the certificate's policy to auto-rollout (certdeploy certs policy \(version.name) --auto-rollout)")
+            throw InputError("uploaded \(version.name) v\(version.version), but deployed nothing: give --to (a target or key=value), or bind "
+                             + "targets to the certificate and set its policy to auto-rollout (certdeploy certs policy \(version.name) --auto-rollout)")
         }
-        let deployOptions = DeploymentRequest.Options(dryRun: dryRun ? true : nil, force: force ? true : nil,
-                                                allowMustStapleWithoutStapling: allowMustStapleWithoutStapling ? true : nil)
         let deploy = RemoteDeploy(
             request: DeploymentRequest(certificate: version.name, version: version.version, targets: selection.targets.isEmpty ? nil : selection.targets,
                                        selector: selection.selector, options: deployOptions, strategy: strategy),

@@ -11,7 +11,8 @@ struct RolloutsCommand: AsyncParsableCommand {
         discussion: """
         A deploy through the server to more than one target is a rollout: a canary, then waves, halted when more targets \
         fail than the failure budget allows. Exit status: 0 done, 1 failed, 2 bad input (the server's 4xx answers included); \
-        `show --follow` exits with the rollout's outcome (0 succeeded, 1 failed or halted, 3 rolled back, 5 waiting for approval).
+        `show --follow` exits with the rollout's outcome (0 succeeded, 1 failed, halted, paused or aborted, 3 every target that did not \
+        succeed was rolled back, 4 a rollback failed (operator action needed), 5 waiting for approval).
         """,
         subcommands: [List.self, Show.self, Pause.self, Resume.self, Approve.self, Abort.self, Retry.self],
         defaultSubcommand: List.self

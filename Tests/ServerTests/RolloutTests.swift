@@ -124,7 +124,6 @@ class RolloutTests: XCTestCase {
         // Nothing moves while it waits.
         try await Task.sleep(for: .milliseconds(600))
         for index in 1..<5 { XCTAssertEqual(try fleet.certificateFile(index), fleet.oldContent) }
-        // Approving something that is not waiting is a clear 409.
         let approved = try await server.request(.POST, "/api/v1/rollouts/\(started.id.lowercasedText)/approve", as: .deployer)
         XCTAssertEqual(approved.status, 200, approved.text)
         let done = try await waitForRollout(server, started.id, ["succeeded", "failed", "halted"])
@@ -233,6 +232,23 @@ class RolloutTests: XCTestCase {
         XCTAssertTrue(try fleet.holds(1, leaf))
         XCTAssertEqual(view.state, "running")
 
+        // A deployment to that one target now is refused with the reason; an admin may ignore the window (audited).
+        let refused = try await server.send(.POST, "/api/v1/deployments", json: DeploymentRequest(certificate: "example", targets: ["file-00"]))
+        XCTAssertEqual(refused.status, 409, refused.text)
+        XCTAssertTrue(try refused.problem().detail.contains("target file-00 is outside its maintenance window berlin-nights"), refused.text)
+        let notAdmin = try await server.send(.POST, "/api/v1/deployments", json: DeploymentRequest(certificate: "example", targets: ["file-00"],
+                                                                                                   options: .init(dryRun: true), ignoreWindows: true),
+                                             as: .deployer)
+        XCTAssertEqual(notAdmin.status, 403, notAdmin.text)
+        let urgent = try await server.send(.POST, "/api/v1/deployments", json: DeploymentRequest(certificate: "example", targets: ["file-00"],
+                                                                                                 options: .init(dryRun: true), ignoreWindows: true))
+        XCTAssertEqual(urgent.status, 202, urgent.text)
+        let urgentID = try XCTUnwrap(try urgent.decode(ListResponse<DeploymentView>.self).items.first?.id)
+        await assertEqual(try await server.waitForDeployment(urgentID).status, "succeeded")
+        let ignored = try await server.request(.GET, "/api/v1/audit?action=deployment.ignore_windows").decode(ListResponse<AuditEventView>.self).items
+        XCTAssertEqual(ignored.map(\.actor), [TestServer.adminName])
+        XCTAssertTrue(ignored.first?.detail?.contains("although outside its maintenance window berlin-nights") == true, ignored.first?.detail ?? "")
+
         // The window goes (an operator's emergency): the waiting child is placed again and runs.
         let removed = try await server.request(.DELETE, "/api/v1/windows/berlin-nights")
         XCTAssertEqual(removed.status, 204, removed.text)
@@ -269,6 +285,25 @@ class RolloutTests: XCTestCase {
         XCTAssertEqual(Set(done.waves.flatMap(\.targets).compactMap(\.targetName)), Set(fleet.names))
         for index in fleet.names.indices { XCTAssertTrue(try fleet.holds(index, renewed)) }
         await assertEqual(try await site.served(), site.oldLeaf.sha256Hex)  // the unbound nginx target was not touched
+
+        // `push --dry-run` with the policy on: the upload's rollout gets the push's options (and a bad strategy is
+        // refused before anything is stored).
+        let third = try site.ca.issueLeaf()
+        var badUpload = site.upload(third, name: "example")
+        badUpload.rolloutStrategy = RolloutStrategy(failureBudget: .percent(150))
+        let badAnswer = try await server.send(.POST, "/api/v1/certificates", json: badUpload)
+        XCTAssertEqual(badAnswer.status, 422, badAnswer.text)
+        XCTAssertEqual(try badAnswer.problem().errors?.first?.pointer, "/rolloutStrategy/failureBudget")
+        await assertEqual(try await server.request(.GET, "/api/v1/certificates/example").decode(CertificateView.self).latestVersion, 2)
+        var dryUpload = site.upload(third, name: "example")
+        dryUpload.rolloutOptions = .init(dryRun: true)
+        let dry = try await server.send(.POST, "/api/v1/certificates", json: dryUpload)
+        XCTAssertEqual(dry.status, 201, dry.text)
+        let dryID = try XCTUnwrap(try dry.decode(CertificateVersionView.self).autoRollout)
+        let dryDone = try await waitForRollout(server, dryID, ["succeeded", "failed", "halted"])
+        XCTAssertEqual(dryDone.state, "succeeded")
+        XCTAssertEqual(dryDone.options.dryRun, true)
+        for index in fleet.names.indices { XCTAssertTrue(try fleet.holds(index, renewed), "a dry run writes nothing") }
     }
 
     func testADeploymentRequestToSeveralTargetsIsARolloutAndBadStrategiesNameTheField() async throws {

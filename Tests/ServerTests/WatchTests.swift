@@ -347,6 +347,63 @@ final class WatchTests: XCTestCase {
     }
 }
 
+extension WatchTests {
+    /// "Renewed but not live": a target bound to a certificate whose newest version it does not serve, longer than the
+    /// policy's `behindAfter` after that version's upload, is `behind` (listed, counted, audited) until it serves it.
+    func testARenewedCertificateThatIsNotLiveAfterItsGracePeriodIsBehind() async throws {
+        let site = try NginxSite()
+        let clock = WatchTestClock()
+        let server = try await TestServer.start(registry: try watchRegistry()) { configuration in
+            configuration.watch.enabled = false
+            configuration.watch.now = { clock.now }
+        }
+        addTeardownBlock { await server.stop() }
+        let first = try site.ca.issueLeaf()
+        try await server.upload(site.upload(first, name: "example"))
+        try await server.createTarget(site.target(name: "web-1", certificate: "example"))
+        let deployed = try await server.deployAndWait("example", to: ["web-1"]).map(\.status)
+        XCTAssertEqual(deployed, ["succeeded"])
+        let renewed = try site.ca.issueLeaf()
+        try await server.upload(site.upload(renewed, name: "example"))
+        let policy = try await server.send(.PUT, "/api/v1/certificates/example/policy", json: CertificatePolicyRequest(
+            autoRollout: false, behindAfter: RolloutDuration(seconds: 3600)))
+        XCTAssertEqual(policy.status, 200, policy.text)
+        // Just uploaded: not behind yet.
+        let fresh = try await server.request(.POST, "/api/v1/targets/web-1/verify", as: .deployer).decode(TargetStatusView.self)
+        XCTAssertEqual(fresh.sync, "in_sync", fresh.detail ?? "")
+        // Two hours later it still serves v1: behind.
+        clock.advance(by: 2 * 3600)
+        let behind = try await server.request(.POST, "/api/v1/targets/web-1/verify", as: .deployer).decode(TargetStatusView.self)
+        XCTAssertEqual(behind.sync, "behind")
+        XCTAssertTrue(behind.detail?.contains("serves example v1, but example v2 was uploaded at") == true, behind.detail ?? "")
+        XCTAssertTrue(behind.detail?.contains("more than 1h ago, and is not live on it") == true, behind.detail ?? "")
+        let listed = try await server.request(.GET, "/api/v1/targets").decode(ListResponse<TargetView>.self).items
+        XCTAssertEqual(listed.first?.status?.sync, "behind")
+        let metrics = try await server.request(.GET, "/metrics").text
+        XCTAssertTrue(metrics.contains("certdeploy_targets_behind 1"), metrics)
+        let audited = try await server.audit("target.drift").map(\.outcome)
+        XCTAssertEqual(audited, ["behind"])
+        // Deploying the new version ends it.
+        let caughtUp = try await server.deployAndWait("example", to: ["web-1"]).map(\.status)
+        XCTAssertEqual(caughtUp, ["succeeded"])
+        let synced = try await server.request(.POST, "/api/v1/targets/web-1/verify", as: .deployer).decode(TargetStatusView.self)
+        XCTAssertEqual(synced.sync, "in_sync", synced.detail ?? "")
+        let resolved = try await server.audit("target.drift.resolved").map(\.outcome)
+        XCTAssertEqual(resolved, ["in_sync"])
+        let after = try await server.request(.GET, "/metrics").text
+        XCTAssertTrue(after.contains("certdeploy_targets_behind 0"), after)
+    }
+}
+
+/// A clock a test moves by hand (for the watch's `now`).
+final class WatchTestClock: @unchecked Sendable {
+    // @unchecked: `offset` is only read and written under `lock`.
+    private let lock = NSLock()
+    private var offset: TimeInterval = 0
+    var now: Date { lock.withLock { Date().addingTimeInterval(offset) } }
+    func advance(by seconds: TimeInterval) { lock.withLock { offset += seconds } }
+}
+
 /// Handshakes with one endpoint all the time, asking for the staple and checking it as a browser would.
 final class HandshakeLoop: Sendable {
     private let flag = StopFlag()

@@ -95,7 +95,10 @@ extension Request {
 }
 
 extension CertificateUpload: StrictRequestBody {
-    static var allowedMembers: Set<String> { ["name", "certificatePEM", "chainPEM", "privateKeyPEM"] }
+    static var allowedMembers: Set<String> { ["name", "certificatePEM", "chainPEM", "privateKeyPEM", "rolloutOptions", "rolloutStrategy"] }
+    static var nestedAllowedMembers: [String: Set<String>] {
+        ["rolloutOptions": ["dryRun", "force", "allowMustStapleWithoutStapling"], "rolloutStrategy": RolloutStrategyMembers.allowed]
+    }
 }
 
 extension TargetInput: StrictRequestBody {

@@ -231,6 +231,8 @@ enum OpenAPISchemas {
         .required("certificatePEM", Schema.string, "The leaf, optionally followed by its chain (a fullchain.pem)."),
         .optional("chainPEM", Schema.string, "Extra intermediates, in any order."),
         .required("privateKeyPEM", Schema.string.adding([("writeOnly", true)]), "The private key. Write-only: never returned."),
+        .optional("rolloutOptions", Schema.ref("DeploymentOptions"), "When the certificate's policy starts a rollout on this upload: its deploy options."),
+        .optional("rolloutStrategy", Schema.ref("RolloutStrategy"), "When the certificate's policy starts a rollout on this upload: a strategy instead of the policy's."),
     ])
 
     static let certificateVersionView = Schema.object("One version of a certificate. Never carries the private key.", [
@@ -404,6 +406,7 @@ enum OpenAPISchemas {
         .required("actor", Schema.string, "The API key name that asked for it."),
         .optional("rolloutID", Schema.uuid, "The rollout it belongs to."),
         .optional("wave", Schema.integer.adding([("minimum", 1)]), "Its wave in the rollout (1 is the first)."),
+        .optional("superseded", Schema.boolean, "True when a rollout's retry replaced it (its outcome no longer counts)."),
     ])
 
     static let deploymentStatus = Schema.enumeration(DeploymentStatus.allCases.map(\.rawValue),

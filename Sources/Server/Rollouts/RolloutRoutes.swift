@@ -77,7 +77,7 @@ enum RolloutRoutes {
     /// Plans the waves and stores the rollout with its children, then lets the driver release the first wave.
     static func start(_ body: DeploymentRequest, version: CertificateVersionRecord, targets: [TargetRecord], actor: String, isAdmin: Bool,
                       reason: String?, env: APIEnvironment) async throws -> RolloutRecord {
-        if body.ignoreWindows == true { try DeploymentRoutes.requireAdminForWindows(isAdmin) }
+        if body.ignoreWindows == true { try DeploymentRoutes.requireAdminForWindows(isAdmin, actor: actor) }
         var strategy = body.strategy
         if strategy == nil { strategy = try await env.store.certificatePolicy(name: version.certificateName)?.strategy }
         let chosen = strategy ?? .default
@@ -100,7 +100,8 @@ enum RolloutRoutes {
     /// version (all at once: a rollback should not wait for waves).
     static func rollBack(_ rollout: RolloutRecord, actor: String, env: APIEnvironment) async throws -> ([UUID], [String]) {
         let children = try await env.store.rolloutChildren(rolloutID: rollout.id).filter { !$0.superseded }
-        let finished = children.filter { $0.status == .succeeded || $0.status == .unchanged || $0.status.isFailure }
+        // Those it finished, and those still running (they end on the new version; their rollback runs after them).
+        let finished = children.filter { $0.status == .succeeded || $0.status == .unchanged || $0.status.isFailure || $0.status == .running }
         let previous = try await env.store.previousVersions(
             certificateName: rollout.certificateName, targetIDs: finished.map(\.targetID), excludingRollout: rollout.id)
         var skipped: [String] = []
@@ -146,7 +147,7 @@ enum RolloutRoutes {
         for index in 0..<record.waveCount {
             let members = current.filter { $0.wave == index }
             let state: String
-            if members.allSatisfy(\.status.isFinal) && index <= record.currentWave {
+            if members.allSatisfy(\.status.isFinal) {
                 state = "finished"
             } else if members.allSatisfy({ $0.status == .pending }) {
                 state = "pending"

@@ -45,6 +45,7 @@ enum CertificateRoutes {
         guard TargetCodec.isValidName(upload.name) else {
             throw APIError.invalid("/name", "must be 1–128 characters of A–Z, a–z, 0–9, '.', '_' or '-'")
         }
+        if let problem = upload.rolloutStrategy?.problem() { throw APIError.invalid("/rolloutStrategy/\(problem.field)", problem.reason) }
         let bundle: CertificateBundle
         do {
             bundle = try CertificateBundle.parse(certificatePEM: upload.certificatePEM, chainPEM: upload.chainPEM, privateKeyPEM: upload.privateKeyPEM)
@@ -67,7 +68,7 @@ enum CertificateRoutes {
         view.notes = bundle.notes
         // The version is stored whatever happens next: a policy that cannot start its rollout is a note, not an error.
         do {
-            view.autoRollout = try await autoRollout(record, actor: actor, env: env)
+            view.autoRollout = try await autoRollout(record, options: upload.rolloutOptions, strategy: upload.rolloutStrategy, actor: actor, env: env)
         } catch {
             let reason = (error as? APIError).map { problem in problem.problem(instance: nil).errors?.first.map { "\($0.pointer): \($0.detail)" } ?? problem.problem(instance: nil).detail } ?? "\(error)"
             view.notes.append("auto-rollout not started: \(reason)")
@@ -78,11 +79,13 @@ enum CertificateRoutes {
 
     /// With `autoRollout` in the certificate's policy: a rollout of the new version to every target bound to the
     /// certificate, with the policy's strategy. Nil when there is no such policy or no bound target.
-    static func autoRollout(_ version: CertificateVersionRecord, actor: String, env: APIEnvironment) async throws -> UUID? {
+    static func autoRollout(_ version: CertificateVersionRecord, options: DeploymentRequest.Options?, strategy: RolloutStrategy?, actor: String,
+                            env: APIEnvironment) async throws -> UUID? {
         guard let policy = try await env.store.certificatePolicy(name: version.certificateName), policy.autoRollout else { return nil }
         let bound = try await env.store.allTargets().filter { $0.certificateName == version.certificateName }
         guard !bound.isEmpty else { return nil }
-        let request = DeploymentRequest(certificate: version.certificateName, version: version.version, strategy: policy.strategy ?? .default)
+        let request = DeploymentRequest(certificate: version.certificateName, version: version.version, options: options,
+                                        strategy: strategy ?? policy.strategy ?? .default)
         let rollout = try await RolloutRoutes.start(request, version: version, targets: bound, actor: actor, isAdmin: false,
                                                     reason: "auto-rollout of version \(version.version)", env: env)
         return rollout.id

@@ -79,7 +79,23 @@ enum DeploymentRoutes {
             let names = Dictionary(targets.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
             return children.reversed().map { view($0, targetName: names[$0.targetID]) }
         }
-        if body.ignoreWindows == true { try requireAdminForWindows(isAdmin) }
+        // One target outside its maintenance window: refused (a rollout would wait for the window), unless an admin
+        // says to ignore it, which the audit log records.
+        for target in targets {
+            if body.ignoreWindows == true {
+                try requireAdminForWindows(isAdmin, actor: actor)
+                if case .closed(_, let reason) = try await env.store.maintenanceRules(targetID: target.id).verdict(at: Date()) {
+                    try await env.store.recordAuditEvent(NewAuditEvent(
+                        time: Date(), actor: actor, action: AuditAction.deploymentIgnoreWindows, objectType: "target", objectID: target.id.lowercasedText,
+                        outcome: "success", detail: "deploying \(version.certificateName) v\(version.version) now although \(reason)"))
+                }
+            } else if case .closed(let until, let reason) = try await env.store.maintenanceRules(targetID: target.id).verdict(at: Date()) {
+                throw APIError.conflict(
+                    "target \(target.name) is \(reason)" + (until.map { "; it opens at \($0.formatted(.iso8601))" } ?? "")
+                        + ": start a rollout to wait for the window (POST /api/v1/rollouts), or pass ignoreWindows (admin) to deploy now",
+                    pointer: "/targets")
+            }
+        }
         let records = try await env.store.enqueue(
             targets.map { NewDeployment(targetID: $0.id, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON) },
             actor: actor, now: Date())
@@ -88,8 +104,8 @@ enum DeploymentRoutes {
         return records.map { view($0, targetName: names[$0.targetID]) }
     }
 
-    static func requireAdminForWindows(_ isAdmin: Bool) throws {
-        guard isAdmin else { throw APIError.forbidden("ignoring maintenance windows needs an admin key") }
+    static func requireAdminForWindows(_ isAdmin: Bool, actor: String) throws {
+        guard isAdmin else { throw APIError.forbidden("ignoring maintenance windows needs an admin API key; \"\(actor)\" is not admin") }
     }
 
     /// The certificate version and the targets (in the order named, then the selector's) a request names.
@@ -147,7 +163,8 @@ enum DeploymentRoutes {
             certificateVersion: record.certificateVersion, status: record.status.rawValue, options: options,
             steps: (try? record.steps()) ?? [], failure: try? record.failure(), attention: result.flatMap { $0.attention.isEmpty ? nil : $0.attention },
             statusNote: record.statusNote, attempts: record.attempts, createdAt: record.createdAt, startedAt: record.startedAt,
-            finishedAt: record.finishedAt, actor: record.actor, rolloutID: record.rolloutID, wave: record.wave.map { $0 + 1 })
+            finishedAt: record.finishedAt, actor: record.actor, rolloutID: record.rolloutID, wave: record.wave.map { $0 + 1 },
+            superseded: record.superseded ? true : nil)
     }
 
     // MARK: Server-Sent Events

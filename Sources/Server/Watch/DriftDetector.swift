@@ -13,7 +13,11 @@ extension TargetWatch {
     @discardableResult
     public func verify(_ target: TargetRecord, now: Date) async -> TargetStatusView {
         let previous = try? await store.targetStatus(targetID: target.id)
-        let (state, detail, served, expected, current) = await check(target, now: now)
+        var (state, detail, served, expected, current) = await check(target, now: now)
+        if state == .inSync, let current, let behind = await behindDetail(target, current: current, now: now) {
+            state = .behind
+            detail = behind
+        }
         metrics.recordDriftCheck(state: state.rawValue)
         var status: TargetStatusRecord?
         do {
@@ -29,7 +33,7 @@ extension TargetWatch {
                     logger.info("target \(target.name) is in sync again (was \(was))")
                     await audit("target.drift.resolved", target: target, outcome: state.rawValue, detail: detail, actor: Self.remediationActor)
                 }
-            case .drifted, .unreachable, .stapleMissing, .stapleStale:
+            case .drifted, .unreachable, .stapleMissing, .stapleStale, .behind:
                 logger.warning("target \(target.name): \(state.rawValue): \(detail)")
                 await audit("target.drift", target: target, outcome: state.rawValue, detail: detail, actor: Self.remediationActor)
             case .notDeployed, .notVerifiable:
@@ -164,6 +168,23 @@ extension TargetWatch {
     private func refreshDriftGauge() async {
         guard let statuses = try? await store.targetStatuses(targetIDs: nil) else { return }
         metrics.setDriftedTargets(statuses.values.filter { $0.sync == TargetSyncState.drifted.rawValue }.count)
+        metrics.setBehindTargets(statuses.values.filter { $0.sync == TargetSyncState.behind.rawValue }.count)
+    }
+
+    /// "Renewed but not live": the target serves what it was last deployed, but its bound certificate has a newer
+    /// version, uploaded longer ago than the policy's `behindAfter` (a day by default). Nil when it is not behind.
+    private func behindDetail(_ target: TargetRecord, current: CurrentDeployment, now: Date) async -> String? {
+        guard let bound = target.certificateName else { return nil }
+        do {
+            let newest = try await store.certificateVersion(name: bound, version: nil)
+            if current.record.certificateName == bound, current.record.certificateVersion >= newest.version { return nil }
+            let limit = try await store.certificatePolicy(name: bound)?.behindAfterSeconds ?? CertificatePolicyDefaults.behindAfterSeconds
+            guard now.timeIntervalSince(newest.createdAt) >= Double(limit) else { return nil }
+            return "serves \(current.record.certificateName) v\(current.record.certificateVersion), but \(bound) v\(newest.version) was uploaded at "
+                + "\(Self.format(newest.createdAt)), more than \(RolloutDuration(seconds: limit)) ago, and is not live on it"
+        } catch {
+            return nil  // no version of the bound certificate (or the store failed): nothing to be behind
+        }
     }
 }
 

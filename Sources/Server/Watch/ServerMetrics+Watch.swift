@@ -40,6 +40,12 @@ extension ServerMetrics {
             .set(Double(count))
     }
 
+    func setBehindTargets(_ count: Int) {
+        registry.makeGauge(descriptor: Self.watchName("targets_behind", unit: "",
+                                                      help: "Targets whose bound certificate was renewed and whose last drift check found the new version not live."),
+                           labels: []).set(Double(count))
+    }
+
     /// One staple refresh of one certificate: `refreshed` (a fresh response queued for its targets), `unchanged`
     /// (every target already had it), `failed`, `revoked`.
     func recordStapleRefresh(outcome: String) {

@@ -40,7 +40,7 @@ enum RolloutProgress {
             decision.state = .running
             decision.currentWave = 0
             decision.events.append(Event(outcome: "wave_started", detail: waveText(0, rollout.waveCount, children)))
-            decision.release = release(in: 0, children, maxParallel: rollout.strategy.maxParallel)
+            decision.release = release(through: 0, children, maxParallel: rollout.strategy.maxParallel)
             return decision
         }
         // The budget first: a failure halts at once, whichever wave it came from.
@@ -58,13 +58,15 @@ enum RolloutProgress {
             return decision
         }
         let wave = rollout.currentWave
-        let inWave = children.filter { $0.wave == wave }
-        let pending = inWave.filter { $0.status == .pending }
-        if !pending.isEmpty {
-            decision.release = release(in: wave, children, maxParallel: rollout.strategy.maxParallel)
+        // Waves up to the current one are open: a retry adds pending children to an earlier wave, which run before the
+        // rollout moves on (without walking the finished waves again).
+        let open = children.filter { $0.wave <= wave }
+        if open.contains(where: { $0.status == .pending }) {
+            decision.release = release(through: wave, children, maxParallel: rollout.strategy.maxParallel)
             return decision
         }
-        guard inWave.allSatisfy(\.status.isFinal) else { return decision }
+        guard open.allSatisfy(\.status.isFinal) else { return decision }
+        let inWave = children.filter { $0.wave == wave }
         // The wave is done: when its last child finished (the pause between waves counts from there).
         let finishedAt = rollout.waveFinishedAt ?? inWave.compactMap(\.finishedAt).max() ?? now
         if rollout.waveFinishedAt == nil {
@@ -100,7 +102,7 @@ enum RolloutProgress {
         decision.currentWave = wave + 1
         decision.waveFinishedAt = nil
         decision.events.append(Event(outcome: "wave_started", detail: waveText(wave + 1, rollout.waveCount, children)))
-        decision.release = release(in: wave + 1, children, maxParallel: rollout.strategy.maxParallel)
+        decision.release = release(through: wave + 1, children, maxParallel: rollout.strategy.maxParallel)
         return decision
     }
 
@@ -109,9 +111,10 @@ enum RolloutProgress {
         return true
     }
 
-    /// The wave's pending children to release, within `maxParallel` live children of the whole rollout.
-    private static func release(in wave: Int, _ children: [RolloutChild], maxParallel: Int?) -> [UUID] {
-        let pending = children.filter { $0.wave == wave && $0.status == .pending }.map(\.id)
+    /// The pending children of waves up to `wave` to release (plan order), within `maxParallel` live children of the
+    /// whole rollout.
+    private static func release(through wave: Int, _ children: [RolloutChild], maxParallel: Int?) -> [UUID] {
+        let pending = children.filter { $0.wave <= wave && $0.status == .pending }.map(\.id)
         guard let maxParallel else { return pending }
         let live = children.filter(\.status.isLive).count
         return Array(pending.prefix(max(0, maxParallel - live)))

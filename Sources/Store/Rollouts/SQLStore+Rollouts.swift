@@ -254,7 +254,9 @@ extension SQLStore {
             // Never opening in the coming weeks: look again in a day (a window may be added or removed meanwhile).
             let opens = until ?? now.addingTimeInterval(86_400)
             let note = "waiting: \(reason); " + (until.map { "starts at \($0.formatted(.iso8601))" } ?? "no window opens in the coming weeks")
-            if from == .waitingWindow, child.notBefore == opens.storePrecision, child.statusNote == note { return false }
+            if from == .waitingWindow, child.statusNote == note, until == nil ? child.notBefore > now : child.notBefore == opens.storePrecision {
+                return false
+            }
             return try await !tx.query(
                 "UPDATE deployments SET status = 'waiting_window', not_before = $3, status_note = $4 WHERE id = $1 AND status = $2 RETURNING id",
                 [.uuid(child.id), .text(from.rawValue), .time(opens), .text(note)]
@@ -315,7 +317,7 @@ extension SQLStore {
                 finishedAt = now
             case .retry:
                 guard [.running, .halted, .failed, .paused, .waitingApproval].contains(rollout.state) else {
-                    throw refuse("running, paused, halted or failed")
+                    throw refuse("running, paused, waiting for approval, halted or failed")
                 }
                 let failed = try await Self.children(tx, id, withSteps: false).filter { !$0.superseded && $0.status.isFailure }
                 guard !failed.isEmpty else { throw StoreError.invalidState("rollout \(id.lowercasedText) has no failed deployment to retry") }
@@ -330,15 +332,11 @@ extension SQLStore {
                         """, [.uuid(child.id), .uuid(UUID()), .time(now), .text(actor), .text("retry of \(child.id.lowercasedText)")])
                 }
                 acknowledged = max(0, acknowledged - failed.count)
-                // Retried children of an earlier wave run again before the rollout moves on.
-                let earliest = failed.map(\.wave).min() ?? rollout.currentWave
+                // The retried children stay in their waves (up to the current one, all open): they run before the
+                // rollout moves on.
                 if rollout.state == .halted || rollout.state == .failed { state = .running }
                 stopReason = nil
                 finishedAt = nil
-                if earliest < rollout.currentWave || rollout.state == .failed {
-                    try await tx.query("UPDATE rollouts SET current_wave = $2 WHERE id = $1", [.uuid(id), .int(earliest)])
-                    approved = max(approved, rollout.currentWave)
-                }
                 waveFinishedAt = nil
             }
             let rows = try await tx.query(
@@ -354,8 +352,8 @@ extension SQLStore {
         }
     }
 
-    /// Each target's newest succeeded (or unchanged) deployment of a version other than `excludingVersion`
-    /// of `certificateName`, before `beforeRollout`'s children: what a rollback goes back to.
+    /// Each target's newest succeeded (or unchanged) deployment of `certificateName` that was not a dry run, from
+    /// before the rollout's children: what a rollback goes back to.
     public func previousVersions(certificateName: String, targetIDs: [UUID], excludingRollout rolloutID: UUID) async throws -> [UUID: Int] {
         guard !targetIDs.isEmpty else { return [:] }
         return try await driver.transaction(write: false) { tx in
@@ -367,10 +365,12 @@ extension SQLStore {
                 """
                 SELECT d.target_id, d.certificate_version FROM deployments d
                 WHERE d.certificate_name = \(name) AND d.target_id IN (\(list)) AND d.status IN ('succeeded', 'unchanged')
+                  AND d.options_json NOT LIKE '%"dryRun":true%'
                   AND (d.rollout_id IS NULL OR d.rollout_id <> \(rollout))
                   AND d.seq < (SELECT MIN(c.seq) FROM deployments c WHERE c.rollout_id = \(rollout))
                   AND NOT EXISTS (SELECT 1 FROM deployments e WHERE e.target_id = d.target_id AND e.certificate_name = d.certificate_name
-                      AND e.status IN ('succeeded', 'unchanged') AND (e.rollout_id IS NULL OR e.rollout_id <> \(rollout))
+                      AND e.status IN ('succeeded', 'unchanged') AND e.options_json NOT LIKE '%"dryRun":true%'
+                      AND (e.rollout_id IS NULL OR e.rollout_id <> \(rollout))
                       AND e.seq > d.seq AND e.seq < (SELECT MIN(c.seq) FROM deployments c WHERE c.rollout_id = \(rollout)))
                 """, parameters.values)
             var result: [UUID: Int] = [:]

@@ -171,7 +171,7 @@ public struct CertificatePolicy: Sendable, Equatable, Codable {
     public var autoRollout: Bool
     /// The strategy of those rollouts (and of `push` to several targets); nil: the default.
     public var strategy: RolloutStrategy?
-    /// A bound target not serving the newest version this long after its upload is `behind`; nil: 24 hours.
+    /// A bound target not serving the newest version this long after its upload is `behind`; nil: a day.
     public var behindAfterSeconds: Int?
 
     public init(autoRollout: Bool, strategy: RolloutStrategy? = nil, behindAfterSeconds: Int? = nil) {

@@ -2,7 +2,8 @@ import CertdeployAPI
 import Core
 import Foundation
 
-/// Follows a rollout to its end (or to an approval gate) by reading it every half second: robust to a server
+/// Follows a rollout to its end (or to an approval gate, or to a halt or pause once what ran has ended) by reading it
+/// every half second: robust to a server
 /// restart or another replica driving it (a read that fails is retried until `giveUpAfter`).
 ///
 /// On a terminal it redraws a live view: one progress bar per wave (done, failed and running counts, elapsed time,
@@ -66,7 +67,11 @@ struct RolloutFollower: Sendable {
                     }
                 }
             }
-            if rollout.isFinished || rollout.state == "halted" { return Outcome(rollout: rollout) }
+            if rollout.isFinished { return Outcome(rollout: rollout) }
+            // Halted or paused, nothing new starts: once what was running has ended, there is nothing more to see
+            // until an operator acts.
+            let running = rollout.waves.flatMap(\.targets).contains { $0.status == "running" || $0.status == "queued" }
+            if rollout.state == "halted" || rollout.state == "paused", !running { return Outcome(rollout: rollout) }
             if rollout.state == "waiting_approval" && !waitApproval { return Outcome(rollout: rollout) }
             do { try await Task.sleep(for: pollInterval) } catch { return Outcome(rollout: rollout, error: "stopped following") }
         }
