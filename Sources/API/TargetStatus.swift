@@ -4,7 +4,8 @@ import Foundation
 /// OCSP staple certdeploy keeps fresh on it. `POST /api/v1/targets/{target}/verify` checks now and returns this.
 public struct TargetStatusView: Codable, Sendable, Equatable {
     /// `in_sync`, `drifted` (serves another leaf), `unreachable`, `staple_missing`, `staple_stale`, `not_deployed`
-    /// (no successful deployment to compare with) or `not_verifiable` (no verify endpoint); absent before the first check.
+    /// (no successful deployment to compare with), `not_verifiable` (no verify endpoint) or `behind` (the bound
+    /// certificate was renewed a while ago and the new version is not live); absent before the first check.
     public var sync: String?
     /// Why, in a sentence.
     public var detail: String?

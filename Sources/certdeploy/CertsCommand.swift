@@ -42,7 +42,7 @@ struct CertsCommand: AsyncParsableCommand {
             discussion: "Without flags, shows the policy. The rollout flags set the strategy those rollouts (and push to several targets) use.")
         @Argument(help: "Certificate name.") var name: String
         @Flag(inversion: .prefixedNo, help: "Start a rollout to every bound target when a new version is uploaded.") var autoRollout: Bool?
-        @Option(name: .customLong("behind-after"), help: ArgumentHelp("A bound target not serving the newest version this long after its upload is behind (default 24h).",
+        @Option(name: .customLong("behind-after"), help: ArgumentHelp("A bound target not serving the newest version this long after its upload is behind (default 1d).",
                                                                       valueName: "duration"))
         var behindAfter: String?
         @OptionGroup(title: "Strategy") var strategy: RolloutStrategyOptions

@@ -45,7 +45,7 @@ struct RolloutsCommand: AsyncParsableCommand {
     struct Show: ClientSubcommand {
         static let configuration = CommandConfiguration(abstract: "Show a rollout: its strategy, state and every wave's targets.")
         @Argument(help: "Rollout id.") var id: String
-        @Flag(help: "Follow it live until it finishes, halts or waits for approval; exit with its outcome.") var follow = false
+        @Flag(help: "Follow it live until it finishes, waits for approval, or is halted or paused with nothing running; exit with its outcome.") var follow = false
         @Flag(name: .customLong("wait-approval"), help: "With --follow: keep following through approval gates.") var waitApproval = false
         @OptionGroup var options: ClientOptions
 

@@ -816,9 +816,12 @@ struct DeployRun {
         log.begin(.cleanup)
         let planned = Set(plan.files.map(\.path))
         var removed: [String] = []
+        // One listing per directory, however many files of the plan live there (a certificate and its key usually share one).
+        var listings: [String: [RemoteDirectoryEntry]] = [:]
         do {
             for rule in rules {
-                let entries = try await host.listDirectory(rule.directory)
+                if listings[rule.directory] == nil { listings[rule.directory] = try await host.listDirectory(rule.directory) }
+                let entries = (listings[rule.directory] ?? [])
                     .filter { $0.name.hasPrefix(rule.prefix) }
                     .map { (path: RemotePath.join(rule.directory, $0.name), modified: $0.modified) }
                     .filter { !planned.contains($0.path) }

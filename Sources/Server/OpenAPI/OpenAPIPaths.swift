@@ -169,12 +169,13 @@ enum OpenAPIPaths {
                       Queues one deployment per target named in `targets` or matched by `selector` (a target both names and \
                       matches is deployed once). More than one target (or a `strategy`) makes it a rollout (see \
                       `POST /api/v1/rollouts`): the deployments are created `pending`, carry `rolloutID` and `wave`, and are \
-                      released wave by wave. `ignoreWindows` needs an admin key (403). 422 when the certificate or the version does not exist, a named target does \
+                      released wave by wave. One target outside its maintenance window is a 409 (a rollout would wait for the \
+                      window), unless `ignoreWindows` (an admin key, else 403; audited) says to deploy now. 422 when the certificate or the version does not exist, a named target does \
                       not exist, no target matches the selector, or neither `targets` nor `selector` is given. Follow each \
                       deployment with `GET /api/v1/deployments/{id}/events`.
                       """,
                   body: "DeploymentRequest",
-                  success: [("202", json("DeploymentList", "The queued deployments, one per target."))], errors: [.forbidden],
+                  success: [("202", json("DeploymentList", "The queued deployments, one per target."))], errors: [.forbidden, .conflict],
                   links: [("GetDeployment", "getDeployment"), ("CancelDeployment", "cancelDeployment"), ("StreamDeploymentEvents", "streamDeploymentEvents")]
                       .map { Link(name: $0.0, operationId: $0.1, parameters: [("id", "$response.body#/items/0/id")]) }),
         Operation(method: "get", path: "/api/v1/deployments", id: "listDeployments", tag: "deployments",

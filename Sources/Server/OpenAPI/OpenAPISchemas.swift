@@ -308,7 +308,7 @@ enum OpenAPISchemas {
     static let targetStatusView = Schema.object(
         "What the server last observed about a target: whether it serves what certdeploy deployed, and the OCSP staple certdeploy keeps fresh on it.", [
         .optional("sync", Schema.enumeration(TargetSyncState.allCases.map(\.rawValue)),
-                  "`drifted`: serves another leaf; `staple_missing`/`staple_stale`: serves the leaf without the staple certdeploy deployed, or with one near or past expiry; `not_deployed`: no successful deployment to compare with; `not_verifiable`: no verify endpoint. Absent before the first check."),
+                  "`drifted`: serves another leaf; `staple_missing`/`staple_stale`: serves the leaf without the staple certdeploy deployed, or with one near or past expiry; `not_deployed`: no successful deployment to compare with; `not_verifiable`: no verify endpoint; `behind`: serves what was deployed, but the bound certificate has a newer version, uploaded longer ago than its policy's `behindAfter`, that is not live. Absent before the first check."),
         .optional("detail", Schema.string, "Why, in a sentence."),
         .optional("checkedAt", Schema.dateTime, "When the last drift check ran."),
         .optional("servedSHA256", Schema.string, "SHA-256 of the leaf the last check saw served."),

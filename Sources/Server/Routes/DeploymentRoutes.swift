@@ -81,13 +81,12 @@ enum DeploymentRoutes {
         }
         // One target outside its maintenance window: refused (a rollout would wait for the window), unless an admin
         // says to ignore it, which the audit log records.
+        var ignored: [(TargetRecord, String)] = []
         for target in targets {
             if body.ignoreWindows == true {
                 try requireAdminForWindows(isAdmin, actor: actor)
                 if case .closed(_, let reason) = try await env.store.maintenanceRules(targetID: target.id).verdict(at: Date()) {
-                    try await env.store.recordAuditEvent(NewAuditEvent(
-                        time: Date(), actor: actor, action: AuditAction.deploymentIgnoreWindows, objectType: "target", objectID: target.id.lowercasedText,
-                        outcome: "success", detail: "deploying \(version.certificateName) v\(version.version) now although \(reason)"))
+                    ignored.append((target, reason))
                 }
             } else if case .closed(let until, let reason) = try await env.store.maintenanceRules(targetID: target.id).verdict(at: Date()) {
                 throw APIError.conflict(
@@ -99,6 +98,12 @@ enum DeploymentRoutes {
         let records = try await env.store.enqueue(
             targets.map { NewDeployment(targetID: $0.id, certificateName: version.certificateName, certificateVersion: version.version, optionsJSON: optionsJSON) },
             actor: actor, now: Date())
+        // Audited once queued (a refused enqueue ignored nothing).
+        for (target, reason) in ignored {
+            try await env.store.recordAuditEvent(NewAuditEvent(
+                time: Date(), actor: actor, action: AuditAction.deploymentIgnoreWindows, objectType: "target", objectID: target.id.lowercasedText,
+                outcome: "success", detail: "deploying \(version.certificateName) v\(version.version) now although \(reason)"))
+        }
         env.worker.wake()
         let names = Dictionary(targets.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         return records.map { view($0, targetName: names[$0.targetID]) }

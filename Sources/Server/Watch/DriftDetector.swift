@@ -142,14 +142,14 @@ extension TargetWatch {
             // Remediation is a deploy: it waits for the target's maintenance window like any other.
             if case .closed(let until, let reason) = await windowVerdict(target, at: now) {
                 let when = until.map { "; the next sweep after \(Self.format($0)) remediates it" } ?? ""
-                if noteWaitingForWindow(target, waiting: true) {
+                if noteWaitingForWindow(.remediation, target, waiting: true) {
                     await audit("target.drift.remediate", target: target, outcome: "deferred", detail: "\(state.rawValue): \(detail); \(reason)\(when)",
                                 actor: Self.remediationActor)
                 }
                 logger.info("target \(target.name) is \(state.rawValue); remediation waits: \(reason)")
                 return
             }
-            _ = noteWaitingForWindow(target, waiting: false)
+            _ = noteWaitingForWindow(.remediation, target, waiting: false)
             let options = String(decoding: try JSONEncoder.api.encode(DeploymentRequest.Options(force: true)), as: UTF8.self)
             let record = try await enqueue(
                 target, certificate: current.record.certificateName, version: current.record.certificateVersion, optionsJSON: options,
@@ -180,8 +180,12 @@ extension TargetWatch {
             if current.record.certificateName == bound, current.record.certificateVersion >= newest.version { return nil }
             let limit = try await store.certificatePolicy(name: bound)?.behindAfterSeconds ?? CertificatePolicyDefaults.behindAfterSeconds
             guard now.timeIntervalSince(newest.createdAt) >= Double(limit) else { return nil }
-            return "serves \(current.record.certificateName) v\(current.record.certificateVersion), but \(bound) v\(newest.version) was uploaded at "
-                + "\(Self.format(newest.createdAt)), more than \(RolloutDuration(seconds: limit)) ago, and is not live on it"
+            let served = "serves \(current.record.certificateName) v\(current.record.certificateVersion)"
+            let age = "more than \(RolloutDuration(seconds: limit)) ago, and is not live on it"
+            if current.record.certificateName != bound {
+                return "\(served), but is bound to \(bound), whose v\(newest.version) was uploaded at \(Self.format(newest.createdAt)), \(age)"
+            }
+            return "\(served), but \(bound) v\(newest.version) was uploaded at \(Self.format(newest.createdAt)), \(age)"
         } catch {
             return nil  // no version of the bound certificate (or the store failed): nothing to be behind
         }

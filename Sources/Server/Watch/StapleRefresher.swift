@@ -251,7 +251,7 @@ extension TargetWatch {
             if case .closed(let until, let reason) = await windowVerdict(target, at: now) {
                 let expires = current.staple?.nextUpdate
                 if let until, let expires, expires > until {
-                    if noteWaitingForWindow(target, waiting: true) {
+                    if noteWaitingForWindow(.stapleRefresh, target, waiting: true) {
                         logger.info("staple refresh of target \(target.name) waits: \(reason); its staple is good until \(Self.format(expires))")
                     }
                     return false
@@ -261,7 +261,7 @@ extension TargetWatch {
                                 + (until.map { " at \(Self.format($0))" } ?? "") + ": refreshed anyway",
                             actor: Self.refreshActor)
             }
-            _ = noteWaitingForWindow(target, waiting: false)
+            _ = noteWaitingForWindow(.stapleRefresh, target, waiting: false)
             let record = try await enqueue(
                 target, certificate: current.record.certificateName, version: current.record.certificateVersion,
                 optionsJSON: StapleRefreshOrder(staple: staple).optionsJSON, actor: Self.refreshActor)

@@ -38,8 +38,8 @@ public final class TargetWatch: Sendable {
         var pushes: [UUID: Push] = [:]
         /// Targets that have per-target gauges.
         var gaugedTargets: Set<UUID> = []
-        /// Targets whose remediation or staple refresh waits for a maintenance window (audited once per wait).
-        var waitingForWindow: Set<UUID> = []
+        /// Work that waits for a target's maintenance window (said once per wait), by kind of work and target.
+        var waitingForWindow: Set<WindowWait> = []
     }
 
     struct CertificateRefresh {
@@ -130,10 +130,19 @@ public final class TargetWatch: Sendable {
         }
     }
 
-    /// Records, once per wait, that work on the target waits for its window; `false` once it may go ahead.
-    func noteWaitingForWindow(_ target: TargetRecord, waiting: Bool) -> Bool {
-        state.withLockedValue { state in
-            waiting ? state.waitingForWindow.insert(target.id).inserted : state.waitingForWindow.remove(target.id) != nil
+    /// Which work waits for a window.
+    struct WindowWait: Hashable {
+        enum Work { case remediation, stapleRefresh }
+        var work: Work
+        var target: UUID
+    }
+
+    /// Records that `work` on the target waits for its window (true the first time of a wait: say it then), or
+    /// may go ahead (`waiting` false).
+    func noteWaitingForWindow(_ work: WindowWait.Work, _ target: TargetRecord, waiting: Bool) -> Bool {
+        let key = WindowWait(work: work, target: target.id)
+        return state.withLockedValue { state in
+            waiting ? state.waitingForWindow.insert(key).inserted : state.waitingForWindow.remove(key) != nil
         }
     }
 

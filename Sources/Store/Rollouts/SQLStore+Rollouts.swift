@@ -353,7 +353,8 @@ extension SQLStore {
     }
 
     /// Each target's newest succeeded (or unchanged) deployment of `certificateName` that was not a dry run, from
-    /// before the rollout's children: what a rollback goes back to.
+    /// before the rollout's children: what a rollback goes back to. (Options are stored as the API's compact,
+    /// key-sorted JSON, so a dry run's text always holds `"dryRun":true`.)
     public func previousVersions(certificateName: String, targetIDs: [UUID], excludingRollout rolloutID: UUID) async throws -> [UUID: Int] {
         guard !targetIDs.isEmpty else { return [:] }
         return try await driver.transaction(write: false) { tx in

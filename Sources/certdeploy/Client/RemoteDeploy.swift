@@ -69,7 +69,7 @@ struct RemoteDeploy {
     /// Several targets: the server made a rollout. Followed wave by wave; its outcome is the exit status.
     func executeRollout(_ id: UUID, created: [DeploymentView], client: APIClient, console: Console, printing: Printing) async throws -> Outcome {
         let rollout = try await client.rollout(id)
-        let dryRun = request.options?.dryRun == true ? " (dry run)" : ""
+        let dryRun = rollout.options.dryRun == true ? " (dry run)" : ""
         if printing == .text {
             console.line("Rollout \(id.lowercasedText): \(rollout.certificate) v\(rollout.certificateVersion) to \(rollout.targetCount) targets in \(rollout.waves.count) "
                          + "wave\(rollout.waves.count == 1 ? "" : "s")\(dryRun) (\(RolloutReport.strategyText(rollout.strategy)))")

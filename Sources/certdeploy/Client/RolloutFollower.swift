@@ -160,6 +160,9 @@ enum RolloutReport {
             ["finished", ClientFormat.date(rollout.finishedAt)],
         ]
         if let reason = rollout.reason { fields.append(["reason", reason]) }
+        let options = [(rollout.options.dryRun, "dry run"), (rollout.options.force, "force"),
+                       (rollout.options.allowMustStapleWithoutStapling, "allow Must-Staple without stapling")].filter { $0.0 == true }.map(\.1)
+        if !options.isEmpty { fields.append(["options", options.joined(separator: ", ")]) }
         if rollout.ignoreWindows { fields.append(["windows", "ignored"]) }
         if let stop = rollout.stopReason { fields.append(["stopped", stop]) }
         if let next = rollout.nextWaveAt { fields.append(["next wave", ClientFormat.date(next)]) }
