@@ -59,7 +59,7 @@ extension OpenAPIPaths {
         ]
         return Operation(method: "post", path: "/api/v1/rollouts/{id}/\(name)", id: "\(name)Rollout", tag: "rollouts", summary: summaries[name]!,
                          description: "409 when the rollout's state does not allow it. The body is optional (`{}`); only abort takes `rollback`.",
-                         parameters: [Param.rolloutID.ref], body: "RolloutActionRequest",
+                         parameters: [Param.rolloutID.ref], body: name == "abort" ? "RolloutActionRequest" : "RolloutActionEmptyRequest",
                          success: [("200", json("RolloutActionResponse", "The rollout after the action."))],
                          errors: name == "abort" ? [.conflict, .forbidden] : [.conflict])
     }
@@ -114,6 +114,7 @@ extension OpenAPISchemas {
             ("RolloutActionRequest", Schema.object("The body of a rollout action (optional).", [
                 .optional("rollback", Schema.boolean, "abort only: put each finished target's previous version back (admin)."),
             ])),
+            ("RolloutActionEmptyRequest", Schema.object("The body of pause, resume, approve and retry (optional): no members.", [])),
             ("RolloutActionResponse", Schema.object(nil, [
                 .required("rollout", Schema.ref("RolloutView")),
                 .optional("rollbackRollouts", Schema.array(Schema.uuid), "abort with rollback: the rollouts that put the previous versions back."),

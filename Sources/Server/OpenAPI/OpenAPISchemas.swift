@@ -67,7 +67,7 @@ enum OpenAPISchemas {
 
     /// The request bodies (`TargetInput`, …): each refuses unknown fields. The tests check this list.
     static let requestSchemas = ["CertificateUpload", "TargetInput", "DeploymentRequest", "DeploymentOptions", "RolloutStrategy",
-                                 "RolloutActionRequest", "WindowRequest", "CertificatePolicyRequest"]
+                                 "RolloutActionRequest", "RolloutActionEmptyRequest", "WindowRequest", "CertificatePolicyRequest"]
 
     // MARK: - Errors
 
