@@ -68,7 +68,11 @@ extension StoreContractTests {
         await assertThrows(.invalidState("rollout \(rollout.id.lowercasedText) is halted; approve needs a rollout that is waiting for approval"),
                            try await store.actOnRollout(id: rollout.id, action: .approve, actor: "bob", now: t0))
         // Resume accepts the failure: wave 3 runs, and the rollout ends failed (one target did not succeed).
-        _ = try await store.actOnRollout(id: rollout.id, action: .resume, actor: "bob", now: t0)
+        XCTAssertNotNil(halted.stopDeploymentID)
+        let resumed = try await store.actOnRollout(id: rollout.id, action: .resume, actor: "bob", now: t0)
+        XCTAssertEqual(resumed.state, .running)
+        XCTAssertNil(resumed.stopReason)
+        XCTAssertNil(resumed.stopDeploymentID, "a resumed rollout no longer names a culprit")
         _ = try await store.advanceRollouts(driver: "d2", only: nil, now: t0)
         await assertEqual(try await runClaimable(store, targets, now: t0), ["t3", "t4"])
         _ = try await store.advanceRollouts(driver: "d2", only: nil, now: t0)

@@ -342,11 +342,11 @@ extension SQLStore {
             let rows = try await tx.query(
                 """
                 UPDATE rollouts SET state = $2, approved_wave = $3, acknowledged_failures = $4, stop_reason = $5, finished_at = $6,
-                    wave_finished_at = $7, updated_at = $8
+                    wave_finished_at = $7, updated_at = $8, stop_deployment_id = CASE WHEN $9 THEN NULL ELSE stop_deployment_id END
                 WHERE id = $1 RETURNING \(Self.rolloutColumns)
                 """,
                 [.uuid(id), .text(state.rawValue), .int(approved), .int(acknowledged), .optional(stopReason),
-                 finishedAt.map(SQLValue.time) ?? .null, waveFinishedAt.map(SQLValue.time) ?? .null, .time(now)])
+                 finishedAt.map(SQLValue.time) ?? .null, waveFinishedAt.map(SQLValue.time) ?? .null, .time(now), .bool(stopReason == nil)])
             guard let updated = rows.first else { throw StoreError.database("UPDATE … RETURNING returned no rollout") }
             return try Self.rollout(updated)
         }
