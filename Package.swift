@@ -80,6 +80,8 @@ let package = Package(
         .target(name: "HAProxyConnector", dependencies: ["Core"], path: "Sources/Connectors/HAProxy"),
         .target(name: "EnvoyConnector", dependencies: ["Core"], path: "Sources/Connectors/Envoy"),
         .target(name: "PostfixConnector", dependencies: ["Core"], path: "Sources/Connectors/Postfix"),
+        // AWS request signing (Signature Version 4): the base of the AWS transport (issue 15).
+        .target(name: "AWSClient", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Sources/AWS"),
         // The server's security building blocks: API keys, rate limits, secrets at rest, public routes, redaction.
         .target(
             name: "ServerSecurity",
@@ -214,6 +216,7 @@ let package = Package(
         ),
 
         .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"], path: "Tests/CoreTests"),
+        .testTarget(name: "AWSTests", dependencies: ["AWSClient", .product(name: "Crypto", package: "swift-crypto")], path: "Tests/AWSTests"),
         .testTarget(name: "SSHTests", dependencies: ["SSHTransport", "Core", "TestSupport"], path: "Tests/SSHTests"),
         .testTarget(
             name: "NginxTests",
