@@ -4,6 +4,7 @@ import Core
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import NginxConnector
 import Server
 import ServerSecurity
@@ -61,7 +62,7 @@ func runRolloutBench(_ options: FleetOptions) async throws {
     }
     var portIterator = portStream.makeAsyncIterator()
     guard let port = await portIterator.next() else { throw HarnessError("the benchmark server did not start") }
-    let api = BenchAPI(baseURL: "http://127.0.0.1:\(port)", key: adminKey)
+    let api = BenchAPIClient(http: HTTPClient(eventLoopGroupProvider: .singleton), baseURL: "http://127.0.0.1:\(port)", key: adminKey)
     defer { Task { try? await api.http.shutdown() } }
 
     for index in directories.indices {
@@ -74,23 +75,23 @@ func runRolloutBench(_ options: FleetOptions) async throws {
                 "validateCommand": .array([.string("true")]), "reloadCommand": .array([.string("true")]),
                 "verify": .object(["enabled": .bool(false)]),
             ]))
-        _ = try await api.send("POST", "/api/v1/targets", target, expect: 201)
+        _ = try api.decode(TargetView.self, try await api.send(.POST, "/api/v1/targets", body: json(target)), expecting: 201, "create target")
     }
 
     var bestRate = 0.0
     for round in 0..<max(1, options.rounds) {
         let leaf = round == 0 ? firstLeaf : try ca.issueLeaf()
-        _ = try await api.send("POST", "/api/v1/certificates",
-                               CertificateUpload(name: "bench", certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM, privateKeyPEM: leaf.privateKeyPKCS8PEM),
-                               expect: 201)
+        let upload = CertificateUpload(name: "bench", certificatePEM: leaf.certificatePEM, chainPEM: ca.chainPEM, privateKeyPEM: leaf.privateKeyPKCS8PEM)
+        _ = try api.decode(CertificateVersionView.self, try await api.send(.POST, "/api/v1/certificates", body: json(upload)), expecting: 201, "upload")
         let cpuBefore = cpuSeconds()
         let started = ContinuousClock.now
-        let rollout: RolloutView = try await api.decode(api.send("POST", "/api/v1/rollouts", DeploymentRequest(certificate: "bench", selector: "bench=rollout"),
-                                                                 expect: 202))
+        let rollout = try api.decode(RolloutView.self, try await api.send(.POST, "/api/v1/rollouts",
+                                                                          body: json(DeploymentRequest(certificate: "bench", selector: "bench=rollout"))),
+                                     expecting: 202, "start the rollout")
         var view = rollout
         while !view.isFinished {
             try await Task.sleep(for: .milliseconds(100))
-            view = try await api.decode(api.send("GET", "/api/v1/rollouts/\(rollout.id.lowercasedText)", Optional<Int>.none, expect: 200))
+            view = try api.decode(RolloutView.self, try await api.send(.GET, "/api/v1/rollouts/\(rollout.id.lowercasedText)"), expecting: 200, "read the rollout")
         }
         let elapsed = seconds(ContinuousClock.now - started)
         let cpu = cpuSeconds() - cpuBefore
@@ -109,27 +110,4 @@ func runRolloutBench(_ options: FleetOptions) async throws {
     _ = try? await serverTask.value
 }
 
-/// The few API calls the rollout benchmark makes.
-struct BenchAPI {
-    let baseURL: String
-    let key: String
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
-
-    func send(_ method: String, _ path: String, _ body: (some Encodable)?, expect: Int) async throws -> Data {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .init(rawValue: method)
-        request.headers.add(name: "Authorization", value: "Bearer \(key)")
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder.api.encode(body)))
-        }
-        let response = try await http.execute(request, timeout: .seconds(60))
-        let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
-        guard Int(response.status.code) == expect else {
-            throw HarnessError("\(method) \(path): HTTP \(response.status.code): \(String(decoding: data, as: UTF8.self))")
-        }
-        return data
-    }
-
-    func decode<T: Decodable>(_ data: Data) throws -> T { try JSONDecoder.api.decode(T.self, from: data) }
-}
+private func json(_ value: some Encodable) throws -> ByteBuffer { ByteBuffer(bytes: try JSONEncoder.api.encode(value)) }
