@@ -61,7 +61,7 @@ public final class CertdeployServer: Sendable {
             let rolloutWakeups = ChangeNotifier<Int>()
             let worker = DeploymentWorker(store: store, codec: codec, configuration: configuration, events: events, metrics: metrics, logger: logger,
                                           rolloutWakeups: rolloutWakeups)
-            let rollouts = RolloutDriver(store: store, events: events, wakeups: rolloutWakeups, pollInterval: configuration.pollInterval,
+            let rollouts = RolloutDriver(store: store, events: events, metrics: metrics, wakeups: rolloutWakeups, pollInterval: configuration.pollInterval,
                                          driverID: worker.leaseOwner, logger: logger, wakeWorkers: { [weak worker] in worker?.wake() })
             let watch = TargetWatch(store: store, codec: codec, worker: worker, metrics: metrics, configuration: configuration.watch, logger: logger)
             let environment = APIEnvironment(

@@ -105,6 +105,9 @@ class RolloutTests: XCTestCase {
         XCTAssertTrue(kinds.contains("halted"))
         XCTAssertEqual(kinds.last, "succeeded")
         XCTAssertEqual(events.last?.event, RolloutEventName.end)
+        let metrics = try await server.request(.GET, "/metrics").text
+        XCTAssertTrue(metrics.contains(#"certdeploy_rollout_transitions_total{state="halted"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"certdeploy_rollout_transitions_total{state="succeeded"} 1"#), metrics)
     }
 
     func testAnApprovalGateHoldsTheFleetAfterTheCanary() async throws {

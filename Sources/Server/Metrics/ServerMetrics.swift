@@ -57,6 +57,15 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// A rollout this replica moved to `halted`, `waiting_approval` or an end (`succeeded`, `failed`).
+    public func recordRolloutTransition(_ outcome: String) {
+        registry.makeCounter(
+            descriptor: Self.name("rollout_transitions", unit: "total",
+                                  help: "Rollouts this replica moved to halted, waiting_approval, succeeded or failed, by the state they entered."),
+            labels: [("state", outcome)]
+        ).increment()
+    }
+
     /// An HTTP request answered, by method, route pattern and status class.
     public func recordRequest(method: String, route: String, status: Int) {
         registry.makeCounter(

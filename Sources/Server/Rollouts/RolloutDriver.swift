@@ -11,6 +11,7 @@ import Store
 public final class RolloutDriver: Service, Sendable {
     let store: any Store
     let events: DeploymentEvents
+    let metrics: ServerMetrics
     let wakeups: ChangeNotifier<Int>
     let pollInterval: Duration
     let logger: Logger
@@ -20,10 +21,11 @@ public final class RolloutDriver: Service, Sendable {
     /// Wakes the deployment workers when a wave releases children.
     let wakeWorkers: @Sendable () -> Void
 
-    init(store: any Store, events: DeploymentEvents, wakeups: ChangeNotifier<Int>, pollInterval: Duration, driverID: String, logger: Logger,
-         now: @escaping @Sendable () -> Date = { Date() }, wakeWorkers: @escaping @Sendable () -> Void) {
+    init(store: any Store, events: DeploymentEvents, metrics: ServerMetrics, wakeups: ChangeNotifier<Int>, pollInterval: Duration, driverID: String,
+         logger: Logger, now: @escaping @Sendable () -> Date = { Date() }, wakeWorkers: @escaping @Sendable () -> Void) {
         self.store = store
         self.events = events
+        self.metrics = metrics
         self.wakeups = wakeups
         self.pollInterval = pollInterval
         self.driverID = driverID
@@ -67,7 +69,13 @@ public final class RolloutDriver: Service, Sendable {
         var released = false
         for advance in advances {
             for event in advance.events {
-                logger.info("rollout \(advance.rollout.id): \(event.outcome): \(event.detail)")
+                if ["halted", "waiting_approval", "succeeded", "failed"].contains(event.outcome) {
+                    // An operator wants to hear of these (an alert on halted, a page on failed).
+                    logger.notice("rollout \(advance.rollout.id) \(event.outcome): \(event.detail)")
+                    metrics.recordRolloutTransition(event.outcome)
+                } else {
+                    logger.info("rollout \(advance.rollout.id): \(event.outcome): \(event.detail)")
+                }
             }
             events.notify(advance.rollout.id)
             for child in advance.changedChildren { events.notify(child) }
