@@ -190,24 +190,22 @@ extension Store {
 
     /// Every deployment matching `filter` (newest first), walking all pages.
     public func allDeployments(_ filter: DeploymentFilter, pageSize: Int = 500) async throws -> [DeploymentRecord] {
-        var result: [DeploymentRecord] = []
-        var cursor: String?
-        repeat {
-            let page = try await listDeployments(filter, limit: pageSize, cursor: cursor)
-            result += page.items
-            cursor = page.nextCursor
-        } while cursor != nil
-        return result
+        try await Self.walk { try await listDeployments(filter, limit: pageSize, cursor: $0) }
     }
 
     /// Every target matching `filter`, walking all pages.
     public func allTargets(_ filter: TargetFilter = TargetFilter(), pageSize: Int = 500) async throws -> [TargetRecord] {
-        var result: [TargetRecord] = []
+        try await Self.walk { try await listTargets(filter, limit: pageSize, cursor: $0) }
+    }
+
+    /// The items of every page, from the first to the one without a next cursor.
+    private static func walk<Item>(_ page: (_ cursor: String?) async throws -> Page<Item>) async throws -> [Item] {
+        var result: [Item] = []
         var cursor: String?
         repeat {
-            let page = try await listTargets(filter, limit: pageSize, cursor: cursor)
-            result += page.items
-            cursor = page.nextCursor
+            let next = try await page(cursor)
+            result += next.items
+            cursor = next.nextCursor
         } while cursor != nil
         return result
     }

@@ -21,9 +21,8 @@ final class CapturedConsole: @unchecked Sendable {
     var error: String { lock.withLock { errorLines.joined(separator: "\n") } }
 }
 
-/// The client's commands over real HTTP against a real certdeploy server (in process, SQLite), and real nginx behind
-/// real sshd where a deploy is needed: the API key, problems, pages and queries, event streams, a refused connection.
-final class ClientTransportTests: XCTestCase {
+extension XCTestCase {
+    /// A real server in this process (SQLite, the built-in connectors), stopped at the end of the test.
     func startServer() async throws -> TestServer {
         let server = try await TestServer.start(registry: try BuiltinConnectors.registry())
         addTeardownBlock { await server.stop() }
@@ -37,6 +36,11 @@ final class ClientTransportTests: XCTestCase {
                                              body)
         return (status, captured)
     }
+}
+
+/// The client's commands over real HTTP against a real certdeploy server (in process, SQLite), and real nginx behind
+/// real sshd where a deploy is needed: the API key, problems, pages and queries, event streams, a refused connection.
+final class ClientTransportTests: XCTestCase {
 
     func testRefusedConnectionNamesTheURLAndHowToFixIt() async throws {
         let key = TestServer.randomKey()

@@ -10,19 +10,6 @@ import XCTest
 /// `certdeploy deploy --to … <strategy flags> --follow`, `rollouts`, `windows`, `certs policy` and `push` with an
 /// auto-rollout policy, against a real server (in process) and file targets on the real sshd.
 final class RolloutCommandTests: XCTestCase {
-    func startServer() async throws -> TestServer {
-        let server = try await TestServer.start(registry: try BuiltinConnectors.registry())
-        addTeardownBlock { await server.stop() }
-        return server
-    }
-
-    func run(_ server: TestServer, key: String? = nil, _ body: (APIClient, Console) async throws -> Int32) async -> (status: Int32, output: CapturedConsole) {
-        let captured = CapturedConsole()
-        let status = await ClientSession.run(server: server.baseURL, environment: ["CERTDEPLOY_API_KEY": key ?? server.adminKey], console: captured.console,
-                                             body)
-        return (status, captured)
-    }
-
     func testStagedDeployHaltsOnABadSubsetWaitsForApprovalAndPushRollsOutByPolicy() async throws {
         let site = try NginxSite()
         let fleet = try FileFleet(site: site, count: 6)
