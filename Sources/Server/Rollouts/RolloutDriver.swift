@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Store
 
@@ -38,9 +37,8 @@ public final class RolloutDriver: Service, Sendable {
     public func wake() { wakeups.notify(0) }
 
     public func run() async throws {
-        let stopping = ManagedFlag()
         await withGracefulShutdownHandler {
-            while !stopping.value {
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 let generation = wakeups.generation(of: 0)
                 let wakeAt = await advance(only: nil)
                 var timeout = pollInterval
@@ -51,8 +49,7 @@ public final class RolloutDriver: Service, Sendable {
                 await wakeups.wait(for: 0, after: generation, timeout: timeout)
             }
         } onGracefulShutdown: {
-            stopping.set()
-            self.wakeups.notify(0)
+            self.wakeups.notify(0)  // out of the wait, so the loop sees the shutdown now
         }
     }
 
@@ -84,11 +81,4 @@ public final class RolloutDriver: Service, Sendable {
         if released { wakeWorkers() }
         return advances.compactMap(\.wakeAt).min()
     }
-}
-
-/// A flag set once (at shutdown), read from the loop.
-final class ManagedFlag: Sendable {
-    private let box = NIOLockedValueBox(false)
-    var value: Bool { box.withLockedValue { $0 } }
-    func set() { box.withLockedValue { $0 = true } }
 }
